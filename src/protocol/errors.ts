@@ -1,0 +1,31 @@
+/**
+ * The error catalogue: every code a client can receive, with its meaning.
+ * Clients branch on `code`, never on `message`. Every code here is documented in docs/protocol.md
+ * (a test checks it). Messages say what to do.
+ */
+export const ERRORS = {
+  BAD_JSON: 'The line is not valid JSON (or not valid UTF-8). Send one JSON object per line.',
+  BAD_REQUEST: 'The request does not match the action schema; the message names the field.',
+  UNKNOWN_ACTION: 'No such action. Send {"action":"HELP"} or see docs/protocol.md for the list.',
+  BAD_KEY: 'The key or namespace path is malformed (empty segment, too long, too deep).',
+  KEY_NOT_FOUND: 'The key does not exist (or has expired).',
+  WRONG_TYPE: 'The stored value has the wrong type for this action (e.g. INCR on a non-number).',
+  OVERFLOW: 'The result would leave the range of exactly representable integers (|n| > 2^53 - 1).',
+  LINE_TOO_LONG: 'The line exceeded the server line limit and was discarded. Split the value or raise --max-line-bytes.',
+  TOO_DEEP: 'The value is nested deeper than the server allows.',
+  INTERNAL: 'An unexpected server fault; it was logged. The connection stays usable.',
+  SHUTTING_DOWN: 'The server is shutting down and takes no new requests. Reconnect later.',
+} as const;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** A protocol-level failure carried to the client as `{"ok":false,"error":{code,message}}`. */
+export class ProtocolError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string = ERRORS[code],
+  ) {
+    super(message);
+    this.name = 'ProtocolError';
+  }
+}

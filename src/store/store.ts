@@ -1,0 +1,89 @@
+/**
+ * The Store contract: everything the server needs from a storage engine.
+ *
+ * - Keys arrive canonical and already validated by `keypath.ts` (no leading `^`, no empty segment).
+ *   A namespace is a canonical path too; `''` is the root namespace.
+ * - Values are JSON text (the output of `JSON.stringify`): engines store and return text, so a GET
+ *   needs no re-serialization and stored values can never alias a caller's objects.
+ * - Results may or may not be promises (`MaybePromise`): the in-memory engine answers synchronously
+ *   and costs no promise per request; durable and remote engines answer asynchronously. Callers
+ *   must preserve per-connection order either way.
+ * - Domain failures (`WRONG_TYPE`, `OVERFLOW`) are thrown (or rejected) as `StoreError`.
+ */
+
+export type MaybePromise<T> = T | Promise<T>;
+
+/** JSON text, as produced by JSON.stringify. */
+export type JsonText = string;
+
+export interface SetOptions {
+  /** Time to live in milliseconds (> 0). Without it, a SET removes any earlier TTL. */
+  ttl?: number;
+  /** Write only when the key does not exist. */
+  ifAbsent?: boolean;
+  /** Write only when the key exists. */
+  ifPresent?: boolean;
+}
+
+export interface Page {
+  /** Sorted (by UTF-16 code units, like `Array.prototype.sort`) names directly in the namespace. */
+  names: string[];
+  /** Pass as `after` to get the next page; null when this page is the last. */
+  next: string | null;
+}
+
+/** What a change listener hears. For `drop`, `key` is the namespace path that was removed. */
+export type ChangeOp = 'set' | 'del' | 'expire' | 'drop' | 'incr' | 'cas';
+export type ChangeListener = (op: ChangeOp, key: string, value: JsonText | undefined) => void;
+
+export interface StoreStats {
+  keys: number;
+  namespaces: number;
+  keysWithTtl: number;
+  expired: number;
+}
+
+export interface Store {
+  get(key: string): MaybePromise<JsonText | undefined>;
+  /** Resolves to whether the value was written (conditions may prevent it). */
+  set(key: string, value: JsonText, options?: SetOptions): MaybePromise<boolean>;
+  /** Resolves to whether the key existed. */
+  del(key: string): MaybePromise<boolean>;
+  exists(key: string): MaybePromise<boolean>;
+  /** Adds `by` to a number value (a missing key starts at 0); keeps any TTL. Throws WRONG_TYPE / OVERFLOW. */
+  incr(key: string, by: number): MaybePromise<number>;
+  /** Writes `value` only when the current value deep-equals `expected` (JSON text). Keeps no TTL. */
+  cas(key: string, expected: JsonText, value: JsonText): MaybePromise<boolean>;
+  mget(keys: readonly string[]): MaybePromise<(JsonText | undefined)[]>;
+  /** All entries or none. */
+  mset(entries: readonly (readonly [string, JsonText])[]): MaybePromise<void>;
+  keys(namespace: string, after: string | undefined, limit: number): MaybePromise<Page>;
+  namespaces(namespace: string, after: string | undefined, limit: number): MaybePromise<Page>;
+  /** Keys in the whole subtree. */
+  count(namespace: string): MaybePromise<number>;
+  /** Removes the subtree; resolves to how many keys went. Must not block the event loop for long. */
+  drop(namespace: string): MaybePromise<number>;
+  /** Resolves to whether the key exists (and now expires). */
+  expire(key: string, ttl: number): MaybePromise<boolean>;
+  /** Milliseconds left; null when the key has no TTL; undefined when the key does not exist. */
+  ttl(key: string): MaybePromise<number | null | undefined>;
+  /** Resolves to whether a TTL was removed. */
+  persist(key: string): MaybePromise<boolean>;
+  /** At most one listener (the composition root fans out). Costs nothing while unset. */
+  onChange(listener: ChangeListener | null): void;
+  stats(): StoreStats;
+  /** Stops timers and releases resources. */
+  close(): MaybePromise<void>;
+}
+
+export type StoreErrorCode = 'WRONG_TYPE' | 'OVERFLOW';
+
+export class StoreError extends Error {
+  constructor(
+    readonly code: StoreErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'StoreError';
+  }
+}
