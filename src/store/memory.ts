@@ -1,0 +1,431 @@
+/**
+ * MemoryStore: the in-memory engine. Synchronous (no promise per request) except when a listing
+ * first has to reclaim a large backlog of expired keys, which it does in chunks before answering.
+ *
+ * Expiry, in three parts that together keep every answer exact:
+ * - lazy: every read or write of a key checks its TTL first and expires it on the spot;
+ * - active: a timer (unref'd) pops due keys from the expiry heap within `sweepBudgetMs` per tick,
+ *   so keys nobody touches are reclaimed too;
+ * - settle: KEYS, NAMESPACES, COUNT and DROP first drain every due key, so counts and pages never
+ *   include an expired key. Normally nothing is due and this is one comparison; a backlog larger
+ *   than one budget is drained over several event-loop turns and the answer comes as a promise.
+ * A key expires when `now() >= expiresAt`: set with ttl 100 at t=0, it is gone at t=100, and TTL
+ * never answers 0.
+ *
+ * DROP detaches the subtree in O(depth) and answers at once; the garbage collector reclaims the
+ * values. Only the expiry heap still points into the dropped subtree, and a background task removes
+ * those entries in budgeted chunks (the sweep meanwhile discards any it meets).
+ */
+import { performance } from 'node:perf_hooks';
+import { ExpiryHeap } from './expiry.js';
+import { jsonTextEqual } from './json-equal.js';
+import type {
+  ChangeListener,
+  ChangeOp,
+  JsonText,
+  MaybePromise,
+  Page,
+  SetOptions,
+  Store,
+  StoreStats,
+} from './store.js';
+import { StoreError } from './store.js';
+import { NamespaceTree, type NsNode, pageOf } from './tree.js';
+
+/** The slice of a pino logger the store uses. */
+export interface StoreLogger {
+  debug(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+export interface MemoryStoreOptions {
+  /** The clock TTLs are measured against, in ms (tests pass a fake one). Default: Date.now. */
+  now?: () => number;
+  /** How often the active sweep looks for due keys. Default 100 ms. */
+  sweepIntervalMs?: number;
+  /** Most time one sweep tick, settle step or drop-cleanup step may hold the loop. Default 5 ms. */
+  sweepBudgetMs?: number;
+  logger?: StoreLogger;
+}
+
+const DEFAULT_SWEEP_INTERVAL_MS = 100;
+// 5 ms per 100 ms tick caps the sweep at 5% of one core while still reclaiming ~1M keys/s when a
+// backlog is drained chunk after chunk (measured by bench/store-memory.ts).
+const DEFAULT_SWEEP_BUDGET_MS = 5;
+// Checking the real clock costs ~25 ns; doing it every 64 units keeps a chunk within its budget.
+const CLOCK_CHECK_MASK = 63;
+
+function checkTtl(ttl: number): void {
+  if (!(ttl > 0) || !Number.isFinite(ttl)) {
+    throw new RangeError(`ttl must be a finite number of milliseconds > 0 (got ${ttl})`);
+  }
+}
+
+function checkLimit(limit: number): void {
+  if (!Number.isInteger(limit) || limit < 1)
+    throw new RangeError(`limit must be an integer >= 1 (got ${limit})`);
+}
+
+export class MemoryStore implements Store {
+  private readonly tree = new NamespaceTree();
+  private readonly heap = new ExpiryHeap<NsNode>();
+  private readonly now: () => number;
+  private readonly sweepIntervalMs: number;
+  private readonly budgetMs: number;
+  private readonly logger: StoreLogger | undefined;
+  private listener: ChangeListener | null = null;
+  private expiredTotal = 0;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  // Dropped subtrees whose TTL entries are still in the heap, and the map being emptied right now.
+  private readonly cleanupQueue: NsNode[] = [];
+  private cleanupSlots: IterableIterator<number> | undefined;
+  private cleanupTimer: NodeJS.Immediate | undefined;
+  private closed = false;
+
+  constructor(options: MemoryStoreOptions = {}) {
+    this.now = options.now ?? Date.now;
+    this.sweepIntervalMs = options.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS;
+    this.budgetMs = options.sweepBudgetMs ?? DEFAULT_SWEEP_BUDGET_MS;
+    this.logger = options.logger;
+  }
+
+  // ---- reads ------------------------------------------------------------------------------------
+
+  get(key: string): JsonText | undefined {
+    const node = this.tree.nodeOfKey(key);
+    if (node === undefined || node.values === undefined) return undefined;
+    const value = node.values.get(key);
+    if (value === undefined || (node.ttls !== undefined && this.expireIfDue(node, key))) return undefined;
+    return value;
+  }
+
+  exists(key: string): boolean {
+    return this.liveNode(key) !== undefined;
+  }
+
+  mget(keys: readonly string[]): (JsonText | undefined)[] {
+    const values = new Array<JsonText | undefined>(keys.length);
+    for (let i = 0; i < keys.length; i++) values[i] = this.get(keys[i]!);
+    return values;
+  }
+
+  ttl(key: string): number | null | undefined {
+    const node = this.liveNode(key);
+    if (node === undefined) return undefined;
+    const slot = node.ttls?.get(key);
+    return slot === undefined ? null : this.heap.timeAt(slot) - this.now();
+  }
+
+  keys(namespace: string, after: string | undefined, limit: number): MaybePromise<Page> {
+    checkLimit(limit);
+    return this.settled(() => {
+      const node = this.tree.nodeAt(namespace);
+      return node === undefined ? { names: [], next: null } : pageOf(node.order, node.prefix, after, limit);
+    });
+  }
+
+  namespaces(namespace: string, after: string | undefined, limit: number): MaybePromise<Page> {
+    checkLimit(limit);
+    return this.settled(() => pageOf(this.tree.nodeAt(namespace)?.childOrder, '', after, limit));
+  }
+
+  count(namespace: string): MaybePromise<number> {
+    return this.settled(() => this.tree.nodeAt(namespace)?.keys ?? 0);
+  }
+
+  /** O(1). `keys` may still include expired keys the sweep has not reached (as Redis's DBSIZE). */
+  stats(): StoreStats {
+    const root = this.tree.root;
+    return {
+      keys: root.keys,
+      namespaces: root.namespaces,
+      keysWithTtl: root.keysWithTtl,
+      expired: this.expiredTotal,
+    };
+  }
+
+  // ---- writes -----------------------------------------------------------------------------------
+
+  set(key: string, value: JsonText, options?: SetOptions): boolean {
+    let node = this.liveNode(key);
+    if (options !== undefined) {
+      if (options.ttl !== undefined) checkTtl(options.ttl);
+      if (
+        (options.ifAbsent === true && node !== undefined) ||
+        (options.ifPresent === true && node === undefined)
+      ) {
+        return false;
+      }
+    }
+    if (node === undefined) {
+      node = this.tree.ensureNodeOfKey(key);
+      this.tree.insert(node, key, value);
+    } else {
+      node.values!.set(key, value);
+    }
+    const ttl = options?.ttl;
+    if (ttl !== undefined) this.setExpiry(node, key, this.now() + ttl);
+    else if (node.ttls !== undefined) this.clearExpiry(node, key);
+    if (this.listener !== null) this.emit('set', key, value);
+    return true;
+  }
+
+  del(key: string): boolean {
+    const node = this.liveNode(key);
+    if (node === undefined) return false;
+    this.removeKey(node, key);
+    if (this.listener !== null) this.emit('del', key, undefined);
+    return true;
+  }
+
+  incr(key: string, by: number): number {
+    const node = this.liveNode(key);
+    let current = 0;
+    if (node !== undefined) {
+      const parsed: unknown = JSON.parse(node.values!.get(key)!);
+      if (typeof parsed !== 'number') {
+        throw new StoreError(
+          'WRONG_TYPE',
+          `INCR needs a number, but ${JSON.stringify(key)} holds ${describe(parsed)}`,
+        );
+      }
+      current = parsed;
+    }
+    // `+ 0` turns -0 into 0, so the answer and the stored text agree.
+    const result = current + by + 0;
+    if (!Number.isFinite(result) || Math.abs(result) > Number.MAX_SAFE_INTEGER) {
+      throw new StoreError(
+        'OVERFLOW',
+        `INCR would take ${JSON.stringify(key)} beyond ±${Number.MAX_SAFE_INTEGER} (2^53 - 1); the value is unchanged`,
+      );
+    }
+    const text = String(result);
+    if (node === undefined) this.tree.insert(this.tree.ensureNodeOfKey(key), key, text);
+    else node.values!.set(key, text); // keeps its TTL
+    if (this.listener !== null) this.emit('incr', key, text);
+    return result;
+  }
+
+  cas(key: string, expected: JsonText, value: JsonText): boolean {
+    const node = this.liveNode(key);
+    if (node === undefined || !jsonTextEqual(node.values!.get(key)!, expected)) return false;
+    node.values!.set(key, value);
+    if (node.ttls !== undefined) this.clearExpiry(node, key);
+    if (this.listener !== null) this.emit('cas', key, value);
+    return true;
+  }
+
+  /** Atomic: keys arrive validated and nothing below can fail, so every entry is written or none. */
+  mset(entries: readonly (readonly [string, JsonText])[]): void {
+    for (const [key, value] of entries) this.set(key, value);
+  }
+
+  expire(key: string, ttl: number): boolean {
+    checkTtl(ttl);
+    const node = this.liveNode(key);
+    if (node === undefined) return false;
+    this.setExpiry(node, key, this.now() + ttl);
+    return true;
+  }
+
+  persist(key: string): boolean {
+    const node = this.liveNode(key);
+    if (node === undefined || node.ttls?.has(key) !== true) return false;
+    this.clearExpiry(node, key);
+    return true;
+  }
+
+  /**
+   * Removes a namespace and everything below it; `''` (the root) empties the store. The wire layer
+   * refuses the root for DROP (see keypath.ts); the engine allows it for an explicit FLUSHALL.
+   */
+  drop(namespace: string): MaybePromise<number> {
+    return this.settled(() => {
+      const node = this.tree.nodeAt(namespace);
+      if (node === undefined || node.keys === 0) return 0;
+      this.tree.detach(node);
+      if (node.keysWithTtl > 0) this.scheduleCleanup(node);
+      if (this.listener !== null) this.emit('drop', namespace, undefined);
+      return node.keys;
+    });
+  }
+
+  onChange(listener: ChangeListener | null): void {
+    this.listener = listener;
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.sweepTimer !== undefined) clearInterval(this.sweepTimer);
+    if (this.cleanupTimer !== undefined) clearImmediate(this.cleanupTimer);
+    this.sweepTimer = undefined;
+    this.cleanupTimer = undefined;
+  }
+
+  // ---- key bookkeeping --------------------------------------------------------------------------
+
+  /** The node holding `key` when the key exists and has not expired (expiring it if due). */
+  private liveNode(key: string): NsNode | undefined {
+    const node = this.tree.nodeOfKey(key);
+    if (node === undefined || node.values?.has(key) !== true) return undefined;
+    if (node.ttls !== undefined && this.expireIfDue(node, key)) return undefined;
+    return node;
+  }
+
+  /** Lazy expiry: true when `key` (present in `node`) was due and has just been removed. */
+  private expireIfDue(node: NsNode, key: string): boolean {
+    const slot = node.ttls!.get(key);
+    if (slot === undefined || this.heap.timeAt(slot) > this.now()) return false;
+    this.removeKey(node, key);
+    this.expiredTotal++;
+    if (this.listener !== null) this.emit('expire', key, undefined);
+    return true;
+  }
+
+  private removeKey(node: NsNode, key: string): void {
+    if (node.ttls !== undefined) this.clearExpiry(node, key);
+    this.tree.remove(node, key);
+  }
+
+  private setExpiry(node: NsNode, key: string, expiresAt: number): void {
+    const ttls = (node.ttls ??= new Map());
+    const slot = ttls.get(key);
+    if (slot !== undefined) {
+      this.heap.update(slot, expiresAt);
+      return;
+    }
+    this.heap.add(node, key, expiresAt);
+    this.tree.countTtl(node, 1);
+    this.startSweep();
+  }
+
+  /** Removes the TTL of `key`, if it has one. */
+  private clearExpiry(node: NsNode, key: string): void {
+    const ttls = node.ttls!;
+    const slot = ttls.get(key);
+    if (slot === undefined) return;
+    this.heap.remove(slot);
+    if (ttls.size === 0) node.ttls = undefined;
+    this.tree.countTtl(node, -1);
+  }
+
+  private emit(op: ChangeOp, key: string, value: JsonText | undefined): void {
+    try {
+      this.listener!(op, key, value);
+    } catch (err) {
+      // The change already happened; a faulty listener must not turn a done write into an error.
+      this.logger?.warn({ err, op, key }, 'store change listener threw');
+    }
+  }
+
+  // ---- expiry: sweep and settle -----------------------------------------------------------------
+
+  /**
+   * Expires due keys in heap order until none is due at `now` (true) or the real-time `deadline`
+   * passes (false). Entries of dropped subtrees are discarded silently: DROP already told listeners.
+   */
+  private drainDue(now: number, deadline: number): boolean {
+    const heap = this.heap;
+    let steps = 0;
+    while (heap.peekTime() <= now) {
+      if ((++steps & CLOCK_CHECK_MASK) === 0 && performance.now() > deadline) return false;
+      const node = heap.peekOwner();
+      // A live due entry is removed by expireIfDue; anything else (a dropped subtree's entry) here.
+      if (!this.tree.isLive(node) || !this.expireIfDue(node, heap.peekKey())) heap.remove(0);
+    }
+    return true;
+  }
+
+  /**
+   * Runs `answer` once no expired key is left, so listings and counts are exact. Synchronous unless
+   * a backlog takes more than one budget to drain; then it is drained across loop turns.
+   */
+  private settled<T>(answer: () => T): MaybePromise<T> {
+    if (this.heap.peekTime() > this.now() || this.drainDue(this.now(), performance.now() + this.budgetMs)) {
+      return answer();
+    }
+    return new Promise<T>((resolve, reject) => {
+      const step = (): void => {
+        try {
+          if (this.drainDue(this.now(), performance.now() + this.budgetMs)) resolve(answer());
+          else setImmediate(step);
+        } catch (err) {
+          reject(err);
+        }
+      };
+      setImmediate(step);
+    });
+  }
+
+  private startSweep(): void {
+    if (this.sweepTimer !== undefined || this.closed) return;
+    this.sweepTimer = setInterval(() => this.sweep(), this.sweepIntervalMs);
+    this.sweepTimer.unref();
+  }
+
+  private sweep(): void {
+    if (this.heap.size === 0) {
+      // Nothing can expire: stop ticking until the next TTL is set.
+      clearInterval(this.sweepTimer);
+      this.sweepTimer = undefined;
+      return;
+    }
+    const before = this.expiredTotal;
+    if (!this.drainDue(this.now(), performance.now() + this.budgetMs)) {
+      this.logger?.debug(
+        { expired: this.expiredTotal - before, due: 'more' },
+        'expiry sweep used its budget',
+      );
+    }
+  }
+
+  // ---- drop cleanup -----------------------------------------------------------------------------
+
+  private scheduleCleanup(node: NsNode): void {
+    this.cleanupQueue.push(node);
+    if (this.cleanupTimer === undefined && !this.closed) {
+      this.cleanupTimer = setImmediate(() => this.runCleanup()).unref();
+    }
+  }
+
+  private runCleanup(): void {
+    this.cleanupTimer = undefined;
+    if (!this.cleanupStep(performance.now() + this.budgetMs) && !this.closed) {
+      this.cleanupTimer = setImmediate(() => this.runCleanup()).unref();
+    }
+  }
+
+  /** Removes dropped subtrees' entries from the expiry heap; false when the deadline cut it short. */
+  private cleanupStep(deadline: number): boolean {
+    let steps = 0;
+    for (;;) {
+      if (this.cleanupSlots === undefined) {
+        const node = this.cleanupQueue.pop();
+        if (node === undefined) return true;
+        if (node.children !== undefined) {
+          for (const child of node.children.values())
+            if (child.keysWithTtl > 0) this.cleanupQueue.push(child);
+        }
+        if (node.ttls === undefined) continue;
+        // Removing an entry deletes it from this very map (allowed while iterating a Map) and may
+        // renumber entries not yet visited, which the live iterator then reads fresh.
+        this.cleanupSlots = node.ttls.values();
+      }
+      for (;;) {
+        const next = this.cleanupSlots.next();
+        if (next.done === true) {
+          this.cleanupSlots = undefined;
+          break;
+        }
+        this.heap.remove(next.value);
+        if ((++steps & CLOCK_CHECK_MASK) === 0 && performance.now() > deadline) return false;
+      }
+    }
+  }
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
+}

@@ -1,0 +1,204 @@
+/**
+ * The namespace tree (MUMPS globals): one node per namespace, each holding its own keys and knowing
+ * the totals of its whole subtree, so COUNT is O(1), DROP detaches a subtree in O(depth), and
+ * listings page through sorted indexes in O(log n + limit).
+ *
+ * Memory layout, chosen for the 1M-key target (see bench/store-memory.ts):
+ * - a node's values live in a Map keyed by the *full* canonical key (the string the caller already
+ *   holds), and its sorted index (a B+ tree) holds the very same string, so a key costs one string,
+ *   one Map entry and one B+ tree slot; within one node all keys share the node's prefix, so ordering
+ *   full keys orders their names;
+ * - every per-node container is created on first use: a namespace with only sub-namespaces carries
+ *   no value map, and a key without a TTL carries nothing at all for expiry.
+ * A node whose subtree holds no key is removed at once: a namespace exists only while it has keys.
+ */
+import sortedBtree from 'sorted-btree';
+import type { ExpiryOwner } from './expiry.js';
+import type { JsonText, Page } from './store.js';
+
+// sorted-btree is CommonJS with `exports.default`: Node's ESM loader hands over module.exports (the
+// class under `.default`), while Vite (vitest) unwraps it to the class itself.
+type BTreeClass = typeof sortedBtree.default;
+const BTree: BTreeClass =
+  (sortedBtree as { default?: BTreeClass }).default ?? (sortedBtree as unknown as BTreeClass);
+type SortedIndex = InstanceType<typeof BTree<string, undefined>>;
+
+/** UTF-16 code-unit order, as `Array.prototype.sort` and the Store contract define it. */
+function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function newIndex(): SortedIndex {
+  return new BTree<string, undefined>(undefined, compareStrings);
+}
+
+export class NsNode implements ExpiryOwner {
+  /** null once detached (dropped or pruned); only the live root also has no parent. */
+  parent: NsNode | null;
+  /** Keys in the whole subtree. */
+  keys = 0;
+  /** Keys with a TTL in the whole subtree. */
+  keysWithTtl = 0;
+  /** Namespaces below this one. */
+  namespaces = 0;
+  /** This namespace's own keys: full key -> JSON text. */
+  values: Map<string, JsonText> | undefined;
+  /** This namespace's own keys (full keys), sorted. */
+  order: SortedIndex | undefined;
+  ttls: Map<string, number> | undefined;
+  children: Map<string, NsNode> | undefined;
+  /** Child names, sorted. */
+  childOrder: SortedIndex | undefined;
+
+  constructor(
+    parent: NsNode | null,
+    /** Last segment ('' for the root). */
+    readonly name: string,
+    /** Canonical namespace path ('' for the root). */
+    readonly path: string,
+  ) {
+    this.parent = parent;
+  }
+
+  /** What every key directly in this namespace starts with. */
+  get prefix(): string {
+    return this.path === '' ? '' : `${this.path}^`;
+  }
+}
+
+export class NamespaceTree {
+  root = new NsNode(null, '', '');
+
+  /** The node that holds `key` (a canonical key), if its namespace exists. */
+  nodeOfKey(key: string): NsNode | undefined {
+    let node: NsNode | undefined = this.root;
+    let start = 0;
+    for (let i = key.indexOf('^'); i !== -1; i = key.indexOf('^', start)) {
+      node = node.children?.get(key.slice(start, i));
+      if (node === undefined) return undefined;
+      start = i + 1;
+    }
+    return node;
+  }
+
+  /** The node of a canonical namespace path ('' is the root), if it exists. */
+  nodeAt(path: string): NsNode | undefined {
+    if (path === '') return this.root;
+    let node: NsNode | undefined = this.root;
+    let start = 0;
+    for (;;) {
+      const i = path.indexOf('^', start);
+      node = node.children?.get(i === -1 ? path.slice(start) : path.slice(start, i));
+      if (node === undefined || i === -1) return node;
+      start = i + 1;
+    }
+  }
+
+  /** The node that will hold `key`, creating missing namespaces on the way. */
+  ensureNodeOfKey(key: string): NsNode {
+    let node = this.root;
+    let start = 0;
+    for (let i = key.indexOf('^'); i !== -1; i = key.indexOf('^', start)) {
+      const name = key.slice(start, i);
+      let child = node.children?.get(name);
+      if (child === undefined) child = this.addChild(node, name, key.slice(0, i));
+      node = child;
+      start = i + 1;
+    }
+    return node;
+  }
+
+  private addChild(parent: NsNode, name: string, path: string): NsNode {
+    const child = new NsNode(parent, name, path);
+    (parent.children ??= new Map()).set(name, child);
+    (parent.childOrder ??= newIndex()).set(name, undefined);
+    for (let n: NsNode | null = parent; n !== null; n = n.parent) n.namespaces++;
+    return child;
+  }
+
+  /** Adds a key that is not in `node` yet. */
+  insert(node: NsNode, key: string, value: JsonText): void {
+    (node.values ??= new Map()).set(key, value);
+    (node.order ??= newIndex()).set(key, undefined);
+    for (let n: NsNode | null = node; n !== null; n = n.parent) n.keys++;
+  }
+
+  /** Removes a key that is in `node` (its TTL must already be gone); prunes emptied namespaces. */
+  remove(node: NsNode, key: string): void {
+    const values = node.values!;
+    values.delete(key);
+    if (values.size === 0) {
+      node.values = undefined;
+      node.order = undefined;
+    } else {
+      node.order!.delete(key);
+    }
+    for (let n: NsNode | null = node; n !== null; n = n.parent) n.keys--;
+    this.prune(node);
+  }
+
+  /** Counts a TTL added (+1) or removed (-1) in the subtree totals. */
+  countTtl(node: NsNode, delta: 1 | -1): void {
+    for (let n: NsNode | null = node; n !== null; n = n.parent) n.keysWithTtl += delta;
+  }
+
+  /**
+   * Cuts `node` and its subtree out of the tree in O(depth) and returns it; the caller cleans up
+   * whatever outside bookkeeping still points into it. Dropping the root swaps in a fresh one.
+   */
+  detach(node: NsNode): NsNode {
+    if (node === this.root) {
+      this.root = new NsNode(null, '', '');
+      return node;
+    }
+    const parent = node.parent!;
+    parent.children!.delete(node.name);
+    parent.childOrder!.delete(node.name);
+    if (parent.children!.size === 0) {
+      parent.children = undefined;
+      parent.childOrder = undefined;
+    }
+    node.parent = null;
+    for (let n: NsNode | null = parent; n !== null; n = n.parent) {
+      n.keys -= node.keys;
+      n.keysWithTtl -= node.keysWithTtl;
+      n.namespaces -= node.namespaces + 1;
+    }
+    this.prune(parent);
+    return node;
+  }
+
+  /** Whether `node` is still reachable from the root (not dropped or pruned). O(depth). */
+  isLive(node: NsNode): boolean {
+    while (node.parent !== null) node = node.parent;
+    return node === this.root;
+  }
+
+  private prune(node: NsNode): void {
+    // A namespace lives only while its subtree has keys; detach() prunes the parent in turn.
+    if (node.keys === 0 && node !== this.root) this.detach(node);
+  }
+}
+
+/**
+ * One page of a sorted index: entries strictly after `after`, at most `limit`, names with the
+ * first `prefixLength` characters cut. `next` is null exactly when nothing follows the page.
+ */
+export function pageOf(
+  index: SortedIndex | undefined,
+  prefix: string,
+  after: string | undefined,
+  limit: number,
+): Page {
+  const names: string[] = [];
+  if (index === undefined) return { names, next: null };
+  const start = after === undefined ? undefined : prefix + after;
+  const cursor = index.keys(start);
+  let entry = cursor.next();
+  if (start !== undefined && !entry.done && entry.value === start) entry = cursor.next();
+  while (!entry.done && names.length < limit) {
+    names.push(prefix === '' ? entry.value : entry.value.slice(prefix.length));
+    entry = cursor.next();
+  }
+  return { names, next: entry.done ? null : names[names.length - 1]! };
+}
