@@ -11,10 +11,13 @@ export const ERRORS = {
   KEY_NOT_FOUND: 'The key does not exist (or has expired).',
   WRONG_TYPE: 'The stored value has the wrong type for this action (e.g. INCR on a non-number).',
   OVERFLOW: 'The result would leave the range of exactly representable integers (|n| > 2^53 - 1).',
-  LINE_TOO_LONG: 'The line exceeded the server line limit and was discarded. Split the value or raise --max-line-bytes.',
+  LINE_TOO_LONG:
+    'The line exceeded the server line limit and was discarded. Split the value or raise --max-line-bytes.',
   TOO_DEEP: 'The value is nested deeper than the server allows.',
   INTERNAL: 'An unexpected server fault; it was logged. The connection stays usable.',
   SHUTTING_DOWN: 'The server is shutting down and takes no new requests. Reconnect later.',
+  TOO_MANY_CONNECTIONS:
+    'The server is at its connection limit and closed this connection. Retry later, or raise --max-connections.',
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;
