@@ -1,0 +1,110 @@
+/**
+ * Key commands: SET GET DEL EXISTS INCR CAS MGET MSET EXPIRE TTL PERSIST.
+ * Values cross the store boundary as JSON text: requests are stringified once here, and stored
+ * text goes back to the client spliced in as is (`rawJson`), never parsed and re-serialized.
+ */
+import { ERRORS } from '../protocol/errors.js';
+import type { JsonText } from '../store/store.js';
+import { keyArg, keyAt } from './args.js';
+import { defineCommand, Fail, then } from './table.js';
+
+const KEY_NOT_FOUND = new Fail('KEY_NOT_FOUND', ERRORS.KEY_NOT_FOUND);
+
+// Module-level continuations for `then()`: no closure per request on the synchronous path.
+const valueOrNotFound = (value: JsonText | undefined): JsonText | Fail => value ?? KEY_NOT_FOUND;
+const trueOrNotFound = (existed: boolean): true | Fail => (existed ? true : KEY_NOT_FOUND);
+const ttlOrNotFound = (ttl: number | null | undefined): number | null | Fail =>
+  ttl === undefined ? KEY_NOT_FOUND : ttl;
+const always = (): true => true;
+
+/** `{"<key as sent>":<value>,...}`; missing keys are left out (null is a value, not an absence). */
+function mgetObject(values: readonly (JsonText | undefined)[], sent: readonly string[]): string {
+  let out = '{';
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (v === undefined) continue;
+    if (out.length > 1) out += ',';
+    out += `${JSON.stringify(sent[i])}:${v}`;
+  }
+  return `${out}}`;
+}
+
+export const keyCommands = [
+  defineCommand('SET', {
+    flags: ['write'],
+    handler(req, ctx) {
+      const key = keyArg(req);
+      if (req.ifAbsent === true && req.ifPresent === true) {
+        return new Fail('BAD_REQUEST', 'ifPresent: cannot be combined with ifAbsent (a key cannot be both)');
+      }
+      // The request itself carries `ttl`/`ifAbsent`/`ifPresent`, the SetOptions fields: passing it
+      // avoids building an options object per SET.
+      const options = req.ttl === undefined && req.ifAbsent === undefined && req.ifPresent === undefined;
+      return ctx.store.set(key, JSON.stringify(req.value), options ? undefined : req);
+    },
+  }),
+
+  defineCommand('GET', {
+    flags: ['readonly'],
+    rawJson: true,
+    handler: (req, ctx) => then(ctx.store.get(keyArg(req)), valueOrNotFound),
+  }),
+
+  defineCommand('DEL', {
+    flags: ['write'],
+    handler: (req, ctx) => then(ctx.store.del(keyArg(req)), trueOrNotFound),
+  }),
+
+  defineCommand('EXISTS', {
+    flags: ['readonly'],
+    handler: (req, ctx) => ctx.store.exists(keyArg(req)),
+  }),
+
+  defineCommand('INCR', {
+    flags: ['write'],
+    handler: (req, ctx) => ctx.store.incr(keyArg(req), req.by ?? 1),
+  }),
+
+  defineCommand('CAS', {
+    flags: ['write'],
+    handler: (req, ctx) =>
+      ctx.store.cas(keyArg(req), JSON.stringify(req.expected), JSON.stringify(req.value)),
+  }),
+
+  defineCommand('MGET', {
+    flags: ['readonly'],
+    rawJson: true,
+    handler(req, ctx) {
+      const keys = new Array<string>(req.keys.length);
+      for (let i = 0; i < keys.length; i++) keys[i] = keyAt(req.namespace, req.keys[i]!, `keys[${i}]`);
+      return then(ctx.store.mget(keys), mgetObject, req.keys);
+    },
+  }),
+
+  defineCommand('MSET', {
+    flags: ['write'],
+    handler(req, ctx) {
+      // Every key is checked before anything is written: all or none.
+      const entries: [string, JsonText][] = [];
+      for (const [name, value] of Object.entries(req.entries)) {
+        entries.push([keyAt(req.namespace, name, 'entries'), JSON.stringify(value)]);
+      }
+      return then(ctx.store.mset(entries), always);
+    },
+  }),
+
+  defineCommand('EXPIRE', {
+    flags: ['write'],
+    handler: (req, ctx) => then(ctx.store.expire(keyArg(req), req.ttl), trueOrNotFound),
+  }),
+
+  defineCommand('TTL', {
+    flags: ['readonly'],
+    handler: (req, ctx) => then(ctx.store.ttl(keyArg(req)), ttlOrNotFound),
+  }),
+
+  defineCommand('PERSIST', {
+    flags: ['write'],
+    handler: (req, ctx) => ctx.store.persist(keyArg(req)),
+  }),
+];

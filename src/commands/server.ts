@@ -1,0 +1,58 @@
+/** Server commands: PING ECHO INFO HELP. */
+import { ERRORS, type ErrorCode } from '../protocol/errors.js';
+import type { ResultOf } from '../protocol/schema.js';
+import { type CommandContext, defineCommand } from './table.js';
+
+const PONG = '"PONG"';
+
+function info(ctx: CommandContext): ResultOf<'INFO'> {
+  const { server, store } = ctx;
+  const { table, stats } = server;
+  const byAction: Record<string, number> = {};
+  let commandsTotal = 0;
+  for (const command of table.list) {
+    const n = stats.calls[command.index] ?? 0;
+    byAction[command.name] = n;
+    commandsTotal += n;
+  }
+  const byCode: Record<string, number> = {};
+  let errorsTotal = 0;
+  for (const code of Object.keys(ERRORS) as ErrorCode[]) {
+    const n = stats.errors[code];
+    if (n > 0) byCode[code] = n;
+    errorsTotal += n;
+  }
+  const connections = server.connections();
+  const storeStats = store.stats();
+  const memory = process.memoryUsage();
+  return {
+    version: server.version,
+    uptimeMs: Math.max(0, Math.round(server.now() - server.startedAt)),
+    connections: {
+      current: connections.connections,
+      total: connections.connectionsTotal,
+      rejected: connections.connectionsRejected,
+    },
+    commands: { total: commandsTotal, byAction },
+    errors: { total: errorsTotal, byCode },
+    keys: storeStats.keys,
+    keysWithTtl: storeStats.keysWithTtl,
+    expired: storeStats.expired,
+    namespaces: storeStats.namespaces,
+    memory: { rss: memory.rss, heapUsed: memory.heapUsed, heapTotal: memory.heapTotal },
+  };
+}
+
+export const serverCommands = [
+  defineCommand('PING', { flags: ['noAuth'], rawJson: true, handler: () => PONG }),
+
+  defineCommand('ECHO', { flags: [], handler: (req) => req.value }),
+
+  defineCommand('INFO', { flags: ['admin'], handler: (_req, ctx) => info(ctx) }),
+
+  defineCommand('HELP', {
+    flags: ['noAuth'],
+    handler: (_req, ctx) =>
+      ctx.server.table.list.map((command) => ({ action: command.name, summary: command.summary })),
+  }),
+];

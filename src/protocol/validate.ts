@@ -1,0 +1,99 @@
+/**
+ * Compiled request validation. Every action's schema is compiled once, when this module loads (at
+ * server start), never per request. Errors become one message that names the field:
+ * `key: must be a string`, `value: is required`, `ttl: must be >= 1`, `foo: unknown field`.
+ */
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { ACTIONS, type ActionName, type ActionSpec } from './schema.js';
+
+const ajv = new Ajv({
+  // The first failure is all a message reports; stopping there is also faster.
+  allErrors: false,
+  // Look only at the request's own properties: a polluted Object.prototype can never satisfy
+  // `required` or sneak in a field.
+  ownProperties: true,
+  // `id` is `type: ['string', 'number']` (see schema.ts).
+  allowUnionTypes: true,
+  strict: true,
+  // strictNumbers (on by default) refuses NaN/Infinity: `1e400` parses to Infinity and must not
+  // become a TTL or an INCR operand.
+});
+
+export interface CompiledAction {
+  readonly name: ActionName;
+  readonly spec: ActionSpec;
+  readonly check: ValidateFunction;
+}
+
+function compileAll(): ReadonlyMap<string, CompiledAction> {
+  const map = new Map<string, CompiledAction>();
+  for (const [name, spec] of Object.entries(ACTIONS) as [ActionName, ActionSpec][]) {
+    map.set(name, { name, spec, check: ajv.compile(spec.request) });
+  }
+  return map;
+}
+
+/** Every action's compiled validator, keyed by upper-case action name. */
+export const COMPILED: ReadonlyMap<string, CompiledAction> = compileAll();
+
+/** The message for the first error of a failed `check` call. */
+export function validationMessage(check: ValidateFunction): string {
+  const first = check.errors?.[0];
+  return first === undefined ? 'request: invalid' : formatError(first);
+}
+
+const ARTICLE: Record<string, string> = {
+  string: 'a string',
+  number: 'a number',
+  integer: 'an integer',
+  boolean: 'a boolean',
+  object: 'an object',
+  array: 'an array',
+  null: 'null',
+  'string,number': 'a string or a number',
+};
+
+export function formatError(e: ErrorObject): string {
+  const at = fieldPath(e.instancePath);
+  const p = e.params as Record<string, unknown>;
+  switch (e.keyword) {
+    case 'required':
+      return `${join(at, String(p.missingProperty))}: is required`;
+    case 'additionalProperties':
+      return `${join(at, String(p.additionalProperty))}: unknown field`;
+    case 'type': {
+      const t = Array.isArray(p.type) ? p.type.join(',') : String(p.type);
+      return `${at || 'request'}: must be ${ARTICLE[t] ?? t}`;
+    }
+    case 'const':
+      return `${at}: must be ${JSON.stringify(p.allowedValue)}`;
+    case 'maxLength':
+      return `${at}: must be at most ${String(p.limit)} characters`;
+    case 'minItems':
+      return `${at}: must have at least ${String(p.limit)} item${p.limit === 1 ? '' : 's'}`;
+    case 'maxItems':
+      return `${at}: must have at most ${String(p.limit)} items`;
+    case 'minProperties':
+      return `${at}: must have at least ${String(p.limit)} entr${p.limit === 1 ? 'y' : 'ies'}`;
+    case 'maxProperties':
+      return `${at}: must have at most ${String(p.limit)} entries`;
+    default:
+      // minimum/maximum read well as ajv words them: "must be >= 1".
+      return `${at || 'request'}: ${e.message ?? 'is invalid'}`;
+  }
+}
+
+function join(parent: string, name: string): string {
+  return parent === '' ? name : `${parent}.${name}`;
+}
+
+/** JSON Pointer (`/keys/3`, `/entries/a~1b`) to a readable field path (`keys[3]`, `entries.a/b`). */
+function fieldPath(pointer: string): string {
+  if (pointer === '') return '';
+  let out = '';
+  for (const raw of pointer.slice(1).split('/')) {
+    const seg = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    out += /^\d+$/.test(seg) ? `[${seg}]` : out === '' ? seg : `.${seg}`;
+  }
+  return out;
+}

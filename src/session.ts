@@ -1,0 +1,291 @@
+/**
+ * The JSON protocol on one connection: bytes -> lines -> decode -> dispatch -> encode -> bytes.
+ *
+ * Ordering: responses leave in request order. While every result is synchronous (the in-memory
+ * store) responses are appended straight to the output batch. Once a handler returns a promise,
+ * that response gets a slot in `queue` and every later response queues behind it, so a fast
+ * answer can never overtake a slow one.
+ *
+ * Batching: the responses to one incoming chunk go out in one `conn.write` (a pipelining client
+ * costs one syscall per read, not one per request); a batch is cut early at FLUSH_BYTES so a
+ * chunk of GETs for large values cannot pile up unbounded output.
+ *
+ * Backpressure: lines are pulled from the framer only while the connection is not congested and
+ * fewer than MAX_IN_FLIGHT responses wait on promises. Unread complete lines stay in the chunks
+ * they arrived in (the transport stops reading while congested, so that is bounded) and
+ * processing resumes on `drain()` or when a promise settles.
+ */
+import { readFileSync } from 'node:fs';
+import { createStats, Dispatcher } from './commands/dispatch.js';
+import { defaultCommandTable } from './commands/index.js';
+import type {
+  CommandContext,
+  CommandTable,
+  ConnectionCounts,
+  ProtocolStats,
+  ServerInfo,
+} from './commands/table.js';
+import { LogLimiter } from './log.js';
+import { decode, RequestError } from './protocol/codec.js';
+import { ERRORS } from './protocol/errors.js';
+import { LIMITS } from './protocol/schema.js';
+import type { Store } from './store/store.js';
+import { LINE_TOO_LONG, LineFramer, type LineResult } from './transport/lines.js';
+import type { Connection, ConnectionHandler, HandlerFactory } from './transport/types.js';
+
+/** What the composition root passes to `createProtocolHandler`. */
+export interface ProtocolDeps {
+  store: Store;
+  /** Longest request line in bytes (config `maxLineBytes`); default 1 MiB. */
+  maxLineBytes?: number;
+  /** Deepest nesting of a request line, the request object counting as one (config `maxDepth`); default 64. */
+  maxDepth?: number;
+  /** Reported by INFO; defaults to package.json's version. */
+  version?: string;
+  /** Connection counters for INFO; pass `() => server.stats` (the transport's counters fit). */
+  connections?: () => ConnectionCounts;
+  /** Clock for uptime (ms); default `Date.now`. */
+  now?: () => number;
+  /** The command table; default: every built-in command. */
+  table?: CommandTable;
+}
+
+/** The handler factory, with the protocol counters INFO reports. */
+export interface ProtocolHandlerFactory extends HandlerFactory {
+  readonly stats: ProtocolStats;
+  readonly server: ServerInfo;
+}
+
+/** Responses waiting on promises before line processing pauses. */
+const MAX_IN_FLIGHT = 1024;
+/** Output batch size that triggers an early write (and a congestion check). */
+const FLUSH_BYTES = 64 * 1024;
+
+const NO_CONNECTIONS: ConnectionCounts = { connections: 0, connectionsTotal: 0, connectionsRejected: 0 };
+
+export function createProtocolHandler(deps: ProtocolDeps): ProtocolHandlerFactory {
+  const table = deps.table ?? defaultCommandTable();
+  const stats = createStats(table);
+  const now = deps.now ?? Date.now;
+  const server: ServerInfo = {
+    version: deps.version ?? packageVersion(),
+    startedAt: now(),
+    now,
+    table,
+    stats,
+    connections: deps.connections ?? (() => NO_CONNECTIONS),
+  };
+  const dispatcher = new Dispatcher(table, stats);
+  const maxLineBytes = deps.maxLineBytes ?? LIMITS.defaultMaxLineBytes;
+  const maxDepth = deps.maxDepth ?? LIMITS.defaultMaxDepth;
+  const tooLongLine = `line longer than ${maxLineBytes} bytes was discarded (raise --max-line-bytes or split the value)`;
+
+  const factory = (conn: Connection): ConnectionHandler =>
+    new Session(conn, { store: deps.store, server, conn, log: conn.log }, dispatcher, {
+      maxLineBytes,
+      maxDepth,
+      tooLongLine,
+    });
+  return Object.assign(factory, { stats, server });
+}
+
+interface SessionLimits {
+  maxLineBytes: number;
+  maxDepth: number;
+  tooLongLine: string;
+}
+
+/** A response waiting on a promise. */
+class Slot {
+  text: string | undefined = undefined;
+}
+
+class Session implements ConnectionHandler {
+  private readonly framer: LineFramer;
+  /** Output batch not yet written. */
+  private out = '';
+  /** Responses behind an unsettled promise, in order: ready text or a slot. */
+  private queue: (string | Slot)[] = [];
+  private inFlight = 0;
+  private pumping = false;
+  private ending = false;
+  private endSent = false;
+  private shuttingDown = false;
+  private refusedAfterShutdown = false;
+  private closed = false;
+  private idleWaiters: (() => void)[] = [];
+  private limiter: LogLimiter | undefined;
+
+  constructor(
+    private readonly conn: Connection,
+    private readonly ctx: CommandContext,
+    private readonly dispatcher: Dispatcher,
+    private readonly limits: SessionLimits,
+  ) {
+    this.framer = new LineFramer(limits.maxLineBytes);
+  }
+
+  data(chunk: Buffer): void {
+    if (this.closed) return;
+    if (this.shuttingDown) {
+      // Requests that arrive after shutdown began are not started; say so once.
+      if (!this.refusedAfterShutdown) {
+        this.refusedAfterShutdown = true;
+        this.respond(this.dispatcher.error(undefined, 'SHUTTING_DOWN', ERRORS.SHUTTING_DOWN));
+        this.flush();
+      }
+      return;
+    }
+    this.framer.push(chunk);
+    this.pump();
+  }
+
+  drain(): void {
+    this.pump();
+  }
+
+  end(): void {
+    this.ending = true;
+    this.pump();
+  }
+
+  shutdown(): Promise<void> {
+    this.shuttingDown = true;
+    this.pump();
+    if (this.isIdle()) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  close(): void {
+    this.closed = true;
+    this.framer.reset();
+    this.queue = [];
+    this.out = '';
+    this.limiter?.flush();
+    this.wakeIdle();
+  }
+
+  /** Processes buffered lines until input runs out or output must wait. */
+  private pump(): void {
+    if (this.pumping || this.closed) return;
+    this.pumping = true;
+    try {
+      while (!this.conn.congested && this.inFlight < MAX_IN_FLIGHT) {
+        const line = this.framer.next();
+        if (line === null) break;
+        this.handle(line);
+        if (this.out.length >= FLUSH_BYTES) this.flush();
+      }
+      if (this.ending && !this.framer.hasInput && !this.conn.congested) {
+        // The client sent FIN: its last line may lack a newline (`printf '...' | nc`).
+        const last = this.framer.finish();
+        if (last !== null) this.handle(last);
+      }
+      this.flush();
+    } finally {
+      this.pumping = false;
+    }
+    this.settle();
+  }
+
+  private handle(line: Exclude<LineResult, null>): void {
+    if (line === LINE_TOO_LONG) {
+      this.badRequest('LINE_TOO_LONG', undefined);
+      this.respond(this.dispatcher.error(undefined, 'LINE_TOO_LONG', this.limits.tooLongLine));
+      return;
+    }
+    const req = decode(line, this.limits.maxDepth);
+    if (req instanceof RequestError) {
+      this.badRequest(req.code, req.id);
+      this.respond(this.dispatcher.reject(req));
+      return;
+    }
+    this.respond(this.dispatcher.run(req, this.ctx));
+  }
+
+  private respond(response: string | Promise<string>): void {
+    if (typeof response === 'string') {
+      if (this.queue.length === 0) this.out += response;
+      else this.queue.push(response);
+      return;
+    }
+    const slot = new Slot();
+    this.queue.push(slot);
+    this.inFlight++;
+    response.then(
+      (text) => this.fill(slot, text),
+      // The dispatcher's promises do not reject; this is the net under it.
+      (err: unknown) => {
+        this.ctx.log.error({ err }, 'response failed');
+        this.fill(slot, this.dispatcher.error(undefined, 'INTERNAL', ERRORS.INTERNAL));
+      },
+    );
+  }
+
+  private fill(slot: Slot, text: string): void {
+    if (this.closed) return;
+    slot.text = text;
+    this.inFlight--;
+    let i = 0;
+    for (; i < this.queue.length; i++) {
+      const item = this.queue[i]!;
+      if (typeof item === 'string') this.out += item;
+      else if (item.text !== undefined) this.out += item.text;
+      else break;
+    }
+    if (i > 0) this.queue = i === this.queue.length ? [] : this.queue.slice(i);
+    this.flush();
+    // Processing may have paused on MAX_IN_FLIGHT, and end/shutdown may be waiting for this.
+    this.pump();
+  }
+
+  private flush(): void {
+    if (this.out.length === 0) return;
+    const out = this.out;
+    this.out = '';
+    this.conn.write(out);
+  }
+
+  private isIdle(): boolean {
+    return this.closed || (this.queue.length === 0 && !this.framer.hasInput && this.out.length === 0);
+  }
+
+  /** Finishes end-of-input and shutdown once everything already read has been answered. */
+  private settle(): void {
+    if (!this.isIdle()) return;
+    if (this.ending && !this.endSent) {
+      this.endSent = true;
+      this.conn.end();
+    }
+    this.wakeIdle();
+  }
+
+  private wakeIdle(): void {
+    if (this.idleWaiters.length === 0) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  /** One sampled debug line per bad request: a client sending garbage cannot flood the log. */
+  private badRequest(code: string, id: string | number | undefined): void {
+    if (!this.ctx.log.isLevelEnabled('debug')) return;
+    this.limiter ??= new LogLimiter(this.ctx.log);
+    this.limiter.log('debug', { code, id }, 'bad request');
+  }
+}
+
+let cachedVersion: string | undefined;
+
+/** package.json is one level above this file both in src/ (tsx, tests) and in dist/ (built). */
+function packageVersion(): string {
+  if (cachedVersion !== undefined) return cachedVersion;
+  try {
+    const url = new URL('../package.json', import.meta.url);
+    const pkg = JSON.parse(readFileSync(url, 'utf8')) as { version?: unknown };
+    cachedVersion = typeof pkg.version === 'string' ? pkg.version : '0.0.0';
+  } catch {
+    cachedVersion = '0.0.0';
+  }
+  return cachedVersion;
+}
