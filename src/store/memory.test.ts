@@ -1,5 +1,126 @@
-import { describe, expect, it } from 'vitest';
-import { MemoryStore } from './memory.js';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { MemoryStore, type MemoryStoreOptions } from './memory.js';
 import { describeStoreContract } from './store.contract.js';
+import type { ChangeOp } from './store.js';
 
 describeStoreContract('MemoryStore', ({ now }) => new MemoryStore({ now }));
+
+describe('MemoryStore engine', () => {
+  let clock = 0;
+  const stores: MemoryStore[] = [];
+  const make = (options: MemoryStoreOptions = {}): MemoryStore => {
+    clock = 1_000_000;
+    const store = new MemoryStore({ now: () => clock, ...options });
+    stores.push(store);
+    return store;
+  };
+
+  afterEach(() => {
+    for (const store of stores.splice(0)) store.close();
+  });
+
+  it('answers synchronously (no promise per request)', () => {
+    const store = make();
+    expect(store.set('a^b', '1')).toBe(true);
+    expect(store.get('a^b')).toBe('1');
+    expect(store.count('a')).toBe(1);
+    expect(store.keys('a', undefined, 10)).toEqual({ names: ['b'], next: null });
+  });
+
+  it('the active sweep reclaims expired keys nobody touches', async () => {
+    const store = make({ sweepIntervalMs: 1 });
+    const expired: string[] = [];
+    store.onChange((op, key) => {
+      if (op === 'expire') expired.push(key);
+    });
+    store.set('ns^a', '1', { ttl: 10 });
+    store.set('ns^b', '1', { ttl: 20 });
+    store.set('keep', '1');
+    clock += 10;
+    await vi.waitFor(() => expect(expired).toEqual(['ns^a']), { timeout: 5000, interval: 2 });
+    // stats() never expires anything itself, so these figures come from the sweep alone.
+    expect(store.stats()).toMatchObject({ keys: 2, keysWithTtl: 1, expired: 1, namespaces: 1 });
+    clock += 10;
+    await vi.waitFor(() => expect(expired).toEqual(['ns^a', 'ns^b']), { timeout: 5000, interval: 2 });
+    expect(store.stats()).toMatchObject({ keys: 1, keysWithTtl: 0, expired: 2, namespaces: 0 });
+    expect(store.engineStats().expiryEntries).toBe(0);
+  });
+
+  it('drains a large expiry backlog in chunks before answering a listing, exactly', async () => {
+    const store = make({ sweepBudgetMs: 0 });
+    for (let i = 0; i < 5000; i++) store.set(`ns^k${i}`, '1', { ttl: 10 + (i % 2) * 1000 });
+    clock += 10;
+    const pending = store.count('ns');
+    expect(pending).toBeInstanceOf(Promise);
+    expect(await pending).toBe(2500);
+    expect(store.stats()).toMatchObject({ keys: 2500, expired: 2500 });
+  });
+
+  it('DROP answers at once and removes the dropped keys from the expiry index in the background', async () => {
+    const store = make({ sweepBudgetMs: 0 });
+    for (let i = 0; i < 5000; i++) store.set(`big^sub${i % 7}^k${i}`, '1', { ttl: 1000 + i });
+    store.set('keep', '1', { ttl: 5000 });
+    const events: [ChangeOp, string][] = [];
+    store.onChange((op, key) => events.push([op, key]));
+    expect(store.drop('big')).toBe(5000);
+    expect(store.stats()).toMatchObject({ keys: 1, keysWithTtl: 1, namespaces: 0 });
+    expect(store.engineStats().dropCleanupPending).toBe(true);
+    await vi.waitFor(
+      () => expect(store.engineStats()).toEqual({ expiryEntries: 1, dropCleanupPending: false }),
+      {
+        timeout: 5000,
+        interval: 2,
+      },
+    );
+    expect(events).toEqual([['drop', 'big']]);
+  });
+
+  it('dropped keys that come due before their cleanup are discarded without expire events', async () => {
+    const store = make({ sweepBudgetMs: 0 });
+    for (let i = 0; i < 1000; i++) store.set(`big^k${i}`, '1', { ttl: 10 });
+    store.set('other', '1', { ttl: 10 });
+    const events: [ChangeOp, string][] = [];
+    store.onChange((op, key) => events.push([op, key]));
+    store.drop('big');
+    clock += 10;
+    expect(await store.count('')).toBe(0);
+    expect(events).toEqual([
+      ['drop', 'big'],
+      ['expire', 'other'],
+    ]);
+    expect(store.engineStats().expiryEntries).toBe(0);
+  });
+
+  it('dropping the root empties the store (the wire layer refuses it; FLUSHALL may use it)', () => {
+    const store = make();
+    store.set('a', '1');
+    store.set('b^c', '1', { ttl: 5 });
+    expect(store.drop('')).toBe(2);
+    expect(store.stats()).toMatchObject({ keys: 0, namespaces: 0, keysWithTtl: 0 });
+    expect(store.get('a')).toBeUndefined();
+    store.set('a', '2');
+    expect(store.get('a')).toBe('2');
+  });
+
+  it('a listener that throws does not undo or fail the write, and is logged', () => {
+    const warn = vi.fn();
+    const store = make({ logger: { warn, debug: vi.fn() } });
+    store.onChange(() => {
+      throw new Error('listener bug');
+    });
+    expect(store.set('k', '1')).toBe(true);
+    expect(store.get('k')).toBe('1');
+    expect(warn).toHaveBeenCalledTimes(1);
+    expect(warn.mock.calls[0]?.[1]).toBe('store change listener threw');
+  });
+
+  it('refuses programming errors (bad ttl or limit) before changing anything', () => {
+    const store = make();
+    for (const ttl of [0, -1, Number.NaN, Number.POSITIVE_INFINITY]) {
+      expect(() => store.set('k', '1', { ttl })).toThrow(RangeError);
+      expect(() => store.expire('k', ttl)).toThrow(RangeError);
+    }
+    expect(store.exists('k')).toBe(false);
+    for (const limit of [0, 1.5, -1]) expect(() => store.keys('', undefined, limit)).toThrow(RangeError);
+  });
+});

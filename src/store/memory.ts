@@ -144,6 +144,14 @@ export class MemoryStore implements Store {
     };
   }
 
+  /** Engine internals for INFO and tests: entries in the expiry index, and drop cleanup still running. */
+  engineStats(): { expiryEntries: number; dropCleanupPending: boolean } {
+    return {
+      expiryEntries: this.heap.size,
+      dropCleanupPending: this.cleanupQueue.length > 0 || this.cleanupSlots !== undefined,
+    };
+  }
+
   // ---- writes -----------------------------------------------------------------------------------
 
   set(key: string, value: JsonText, options?: SetOptions): boolean {
@@ -288,8 +296,8 @@ export class MemoryStore implements Store {
   }
 
   private setExpiry(node: NsNode, key: string, expiresAt: number): void {
-    const ttls = (node.ttls ??= new Map());
-    const slot = ttls.get(key);
+    node.ttls ??= new Map();
+    const slot = node.ttls.get(key);
     if (slot !== undefined) {
       this.heap.update(slot, expiresAt);
       return;

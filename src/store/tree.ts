@@ -110,16 +110,20 @@ export class NamespaceTree {
 
   private addChild(parent: NsNode, name: string, path: string): NsNode {
     const child = new NsNode(parent, name, path);
-    (parent.children ??= new Map()).set(name, child);
-    (parent.childOrder ??= newIndex()).set(name, undefined);
+    parent.children ??= new Map();
+    parent.childOrder ??= newIndex();
+    parent.children.set(name, child);
+    parent.childOrder.set(name, undefined);
     for (let n: NsNode | null = parent; n !== null; n = n.parent) n.namespaces++;
     return child;
   }
 
   /** Adds a key that is not in `node` yet. */
   insert(node: NsNode, key: string, value: JsonText): void {
-    (node.values ??= new Map()).set(key, value);
-    (node.order ??= newIndex()).set(key, undefined);
+    node.values ??= new Map();
+    node.order ??= newIndex();
+    node.values.set(key, value);
+    node.order.set(key, undefined);
     for (let n: NsNode | null = node; n !== null; n = n.parent) n.keys++;
   }
 
