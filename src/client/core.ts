@@ -262,7 +262,15 @@ export class ClientCore extends EventEmitter<ClientEvents> {
     this.flushScheduled = false;
     const socket = this.socket;
     // While the socket is over its high-water mark, keep coalescing here; 'drain' flushes again.
-    if (this.outBuf === '' || socket === null || !this.socketUp || socket.writableNeedDrain) return;
+    if (
+      this.outBuf === '' ||
+      socket === null ||
+      !this.socketUp ||
+      socket.destroyed ||
+      socket.writableNeedDrain
+    ) {
+      return;
+    }
     const data = this.outBuf;
     this.outBuf = '';
     this.unsent = 0;
@@ -320,6 +328,10 @@ export class ClientCore extends EventEmitter<ClientEvents> {
   }
 
   private onResponse(ok: boolean, m: { result?: unknown; error?: unknown }): void {
+    if (!ok && (m.error as { code?: unknown } | undefined)?.code === 'TOO_MANY_CONNECTIONS') {
+      this.refusedByServer(m.error as { message?: unknown });
+      return;
+    }
     // Requests still in outBuf cannot have been answered: a response for one means we lost count.
     if (this.inflight.length <= this.unsent) {
       this.protocolViolation('the server sent a response with no request waiting for it');
@@ -339,6 +351,18 @@ export class ClientCore extends EventEmitter<ClientEvents> {
       pending.reject(new CaretError(code, message, { action: pending.action, key: pending.key }));
     }
     if (this.closeRequested) this.maybeFinishClose();
+  }
+
+  /**
+   * The server turned the connection away at accept, before reading a byte of it: nothing in flight
+   * ran, so everything is re-sent after the backoff, like requests that never left.
+   */
+  private refusedByServer(error: { message?: unknown }): void {
+    const message =
+      typeof error.message === 'string' ? error.message : 'the server is at its connection limit';
+    const err = new CaretError('TOO_MANY_CONNECTIONS', message);
+    this.unsent = this.inflight.length;
+    this.socket?.destroy(err);
   }
 
   private protocolViolation(detail: string): void {
