@@ -77,6 +77,9 @@ export async function connect(port: number, host = '127.0.0.1'): Promise<net.Soc
   const socket = net.connect({ port, host });
   openSockets.add(socket);
   socket.once('close', () => openSockets.delete(socket));
+  // Tests that care await errors through once()/readToEnd(); a reset seen after the test's point
+  // (a server killed in cleanup) must not become an uncaught exception in the test runner.
+  socket.on('error', () => {});
   await once(socket, 'connect');
   return socket;
 }
