@@ -6,11 +6,11 @@
 import { ERRORS } from '../protocol/errors.js';
 import type { JsonText } from '../store/store.js';
 import { keyArg, keyAt } from './args.js';
-import { defineCommand, Fail, then } from './table.js';
+import { andThen, defineCommand, Fail } from './table.js';
 
 const KEY_NOT_FOUND = new Fail('KEY_NOT_FOUND', ERRORS.KEY_NOT_FOUND);
 
-// Module-level continuations for `then()`: no closure per request on the synchronous path.
+// Module-level continuations for `andThen()`: no closure per request on the synchronous path.
 const valueOrNotFound = (value: JsonText | undefined): JsonText | Fail => value ?? KEY_NOT_FOUND;
 const trueOrNotFound = (existed: boolean): true | Fail => (existed ? true : KEY_NOT_FOUND);
 const ttlOrNotFound = (ttl: number | null | undefined): number | null | Fail =>
@@ -47,12 +47,12 @@ export const keyCommands = [
   defineCommand('GET', {
     flags: ['readonly'],
     rawJson: true,
-    handler: (req, ctx) => then(ctx.store.get(keyArg(req)), valueOrNotFound),
+    handler: (req, ctx) => andThen(ctx.store.get(keyArg(req)), valueOrNotFound),
   }),
 
   defineCommand('DEL', {
     flags: ['write'],
-    handler: (req, ctx) => then(ctx.store.del(keyArg(req)), trueOrNotFound),
+    handler: (req, ctx) => andThen(ctx.store.del(keyArg(req)), trueOrNotFound),
   }),
 
   defineCommand('EXISTS', {
@@ -77,7 +77,7 @@ export const keyCommands = [
     handler(req, ctx) {
       const keys = new Array<string>(req.keys.length);
       for (let i = 0; i < keys.length; i++) keys[i] = keyAt(req.namespace, req.keys[i]!, `keys[${i}]`);
-      return then(ctx.store.mget(keys), mgetObject, req.keys);
+      return andThen(ctx.store.mget(keys), mgetObject, req.keys);
     },
   }),
 
@@ -89,18 +89,18 @@ export const keyCommands = [
       for (const [name, value] of Object.entries(req.entries)) {
         entries.push([keyAt(req.namespace, name, 'entries'), JSON.stringify(value)]);
       }
-      return then(ctx.store.mset(entries), always);
+      return andThen(ctx.store.mset(entries), always);
     },
   }),
 
   defineCommand('EXPIRE', {
     flags: ['write'],
-    handler: (req, ctx) => then(ctx.store.expire(keyArg(req), req.ttl), trueOrNotFound),
+    handler: (req, ctx) => andThen(ctx.store.expire(keyArg(req), req.ttl), trueOrNotFound),
   }),
 
   defineCommand('TTL', {
     flags: ['readonly'],
-    handler: (req, ctx) => then(ctx.store.ttl(keyArg(req)), ttlOrNotFound),
+    handler: (req, ctx) => andThen(ctx.store.ttl(keyArg(req)), ttlOrNotFound),
   }),
 
   defineCommand('PERSIST', {

@@ -5,7 +5,7 @@
  */
 import type { Page } from '../store/store.js';
 import { dropNamespaceArg, limitArg, namespaceArg } from './args.js';
-import { defineCommand, then } from './table.js';
+import { andThen, defineCommand } from './table.js';
 
 const keysPage = (page: Page) => ({ keys: page.names, next: page.next });
 const namespacesPage = (page: Page) => ({ namespaces: page.names, next: page.next });
@@ -13,13 +13,13 @@ const namespacesPage = (page: Page) => ({ namespaces: page.names, next: page.nex
 export const namespaceCommands = [
   defineCommand('KEYS', {
     flags: ['readonly'],
-    handler: (req, ctx) => then(ctx.store.keys(namespaceArg(req), req.after, limitArg(req)), keysPage),
+    handler: (req, ctx) => andThen(ctx.store.keys(namespaceArg(req), req.after, limitArg(req)), keysPage),
   }),
 
   defineCommand('NAMESPACES', {
     flags: ['readonly'],
     handler: (req, ctx) =>
-      then(ctx.store.namespaces(namespaceArg(req), req.after, limitArg(req)), namespacesPage),
+      andThen(ctx.store.namespaces(namespaceArg(req), req.after, limitArg(req)), namespacesPage),
   }),
 
   defineCommand('COUNT', {

@@ -159,7 +159,7 @@ export function buildTable(families: readonly (readonly AnyCommandDef[])[]): Com
  * Applies `f` to a result that may or may not be a promise, without allocating on the synchronous
  * path. `f` should be a module-level function (no closure per request); `arg` carries what it needs.
  */
-export function then<T, R, A = undefined>(
+export function andThen<T, R, A = undefined>(
   value: MaybePromise<T>,
   f: (value: T, arg: A) => R,
   arg?: A,

@@ -1,0 +1,90 @@
+import { describe, expect, it } from 'vitest';
+import { ACTIONS, type ActionName } from './schema.js';
+import { COMPILED, validationMessage } from './validate.js';
+
+function message(action: ActionName, req: Record<string, unknown>): string | null {
+  const { check } = COMPILED.get(action)!;
+  return check({ action, ...req }) ? null : validationMessage(check);
+}
+
+describe('validation messages name the field', () => {
+  it.each([
+    ['SET', { value: 1 }, 'key: is required'],
+    ['SET', { key: 'a' }, 'value: is required'],
+    ['SET', { key: 1, value: 1 }, 'key: must be a string'],
+    ['SET', { key: 'a', value: 1, ttl: 0 }, 'ttl: must be >= 1'],
+    ['SET', { key: 'a', value: 1, ttl: 1.5 }, 'ttl: must be an integer'],
+    ['SET', { key: 'a', value: 1, ttl: 2 ** 46 }, `ttl: must be <= ${2 ** 45}`],
+    ['SET', { key: 'a', value: 1, ifAbsent: 'yes' }, 'ifAbsent: must be a boolean'],
+    ['SET', { key: 'a', value: 1, foo: 1 }, 'foo: unknown field'],
+    ['SET', { key: 'a', value: 1, namespace: null }, 'namespace: must be a string'],
+    ['GET', { key: 'a', id: true }, 'id: must be a string or a number'],
+    ['GET', { key: 'a', value: 1 }, 'value: unknown field'],
+    ['INCR', { key: 'a', by: 2 ** 53 }, 'by: must be <= 9007199254740991'],
+    ['MGET', { keys: [] }, 'keys: must have at least 1 item'],
+    ['MGET', { keys: ['a', 3] }, 'keys[1]: must be a string'],
+    ['MGET', { keys: 'a' }, 'keys: must be an array'],
+    ['MSET', { entries: {} }, 'entries: must have at least 1 entry'],
+    ['MSET', { entries: [] }, 'entries: must be an object'],
+    ['KEYS', { limit: 0 }, 'limit: must be >= 1'],
+    ['KEYS', { limit: 10_001 }, 'limit: must be <= 10000'],
+    ['KEYS', { after: 5 }, 'after: must be a string'],
+    ['DROP', {}, 'namespace: is required'],
+    ['EXPIRE', { key: 'a' }, 'ttl: is required'],
+    ['CAS', { key: 'a', value: 1 }, 'expected: is required'],
+    ['PING', { key: 'a' }, 'key: unknown field'],
+  ] as [ActionName, Record<string, unknown>, string][])('%s %j -> %s', (action, req, expected) => {
+    expect(message(action, req)).toBe(expected);
+  });
+
+  it('treats null as a value, not as a missing one', () => {
+    expect(message('SET', { key: 'a', value: null })).toBeNull();
+    expect(message('CAS', { key: 'a', expected: null, value: null })).toBeNull();
+  });
+
+  it('caps MGET and MSET batches', () => {
+    const keys = Array.from({ length: 10_001 }, (_, i) => `k${i}`);
+    expect(message('MGET', { keys })).toBe('keys: must have at most 10000 items');
+    expect(message('MSET', { entries: Object.fromEntries(keys.map((k) => [k, 1])) })).toBe(
+      'entries: must have at most 10000 entries',
+    );
+  });
+
+  it('every action refuses fields it does not declare, and accepts its own minimal request', () => {
+    const minimal: Record<ActionName, Record<string, unknown>> = {
+      PING: {},
+      ECHO: { value: 1 },
+      SET: { key: 'a', value: 1 },
+      GET: { key: 'a' },
+      DEL: { key: 'a' },
+      EXISTS: { key: 'a' },
+      INCR: { key: 'a' },
+      CAS: { key: 'a', expected: 1, value: 2 },
+      MGET: { keys: ['a'] },
+      MSET: { entries: { a: 1 } },
+      KEYS: {},
+      NAMESPACES: {},
+      COUNT: {},
+      DROP: { namespace: 'a' },
+      EXPIRE: { key: 'a', ttl: 1 },
+      TTL: { key: 'a' },
+      PERSIST: { key: 'a' },
+      INFO: {},
+      HELP: {},
+    };
+    for (const action of Object.keys(ACTIONS) as ActionName[]) {
+      expect(message(action, minimal[action]), action).toBeNull();
+      expect(message(action, { ...minimal[action], id: 1, extra: 1 }), action).toBe('extra: unknown field');
+    }
+  });
+
+  it('ignores a polluted Object.prototype: only own properties count', () => {
+    const proto = Object.prototype as Record<string, unknown>;
+    proto.key = 'polluted';
+    try {
+      expect(message('GET', {})).toBe('key: is required');
+    } finally {
+      delete proto.key;
+    }
+  });
+});
