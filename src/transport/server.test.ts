@@ -91,6 +91,29 @@ describe('lifecycle', () => {
     expect((await reply).toString()).toBe('got 5 bytes\n');
   });
 
+  it('delivers nothing to the handler after it ended the connection', async () => {
+    let calls = 0;
+    let closed = false;
+    const { client } = await withHandler((c) => ({
+      data() {
+        calls++;
+        c.end('bye\n');
+      },
+      close() {
+        closed = true;
+      },
+    }));
+    // The client keeps writing after our FIN arrives; the transport reads it only to reach EOF.
+    client.allowHalfOpen = true;
+    const reply = readToEnd(client);
+    client.write('first');
+    expect((await reply).toString()).toBe('bye\n');
+    client.end('second');
+    // The server side closes only after reading 'second' and the FIN behind it.
+    await waitFor(() => closed, { message: 'the server side to close' });
+    expect(calls).toBe(1);
+  });
+
   it('calls close once, and write/end/destroy after close are harmless no-ops', async () => {
     let closes = 0;
     const { client, conn } = await withHandler(() => ({ data() {}, close: () => void closes++ }));

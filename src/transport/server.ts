@@ -215,6 +215,7 @@ class SocketConnection implements Connection {
     if (!this.#congested) return;
     this.#congested = false;
     this.#socket.resume();
+    if (this.#ending) return;
     try {
       this.#handler!.drain?.();
     } catch (err) {
