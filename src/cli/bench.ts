@@ -1,0 +1,176 @@
+import { type Command, InvalidArgumentError, Option } from 'commander';
+import { BenchError } from '../bench/load.js';
+import {
+  type BenchOptions,
+  BenchUsageError,
+  DEFAULT_PORTS,
+  LIMITS,
+  parseMix,
+  TARGETS,
+  type Target,
+} from '../bench/options.js';
+import { formatReport } from '../bench/report.js';
+import { runBench } from '../bench/runner.js';
+import { CliError } from './run.js';
+
+const DEFAULT_DURATION_SECONDS = 10;
+
+function integer(min: number, max: number) {
+  return (text: string): number => {
+    const value = /^\d+$/.test(text.trim()) ? Number(text) : Number.NaN;
+    if (!Number.isSafeInteger(value) || value < min || value > max) {
+      throw new InvalidArgumentError(`must be a whole number from ${min} to ${max}.`);
+    }
+    return value;
+  };
+}
+
+function seconds(min: number) {
+  return (text: string): number => {
+    const value = /^\d+(?:\.\d+)?$/.test(text.trim()) ? Number(text) : Number.NaN;
+    if (!Number.isFinite(value) || value < min || value > 86_400) {
+      throw new InvalidArgumentError(`must be a number of seconds from ${min} to 86400.`);
+    }
+    return value;
+  };
+}
+
+function threads(text: string): number | 'auto' {
+  if (text === 'auto') return 'auto';
+  return integer(1, LIMITS.threads)(text);
+}
+
+interface BenchFlags {
+  host: string;
+  port?: number;
+  target: Target;
+  conns: number;
+  pipeline: number;
+  duration?: number;
+  requests?: number;
+  warmup: number;
+  ratio: string;
+  actions?: string;
+  keyspace: number;
+  valueSize: number;
+  threads: number | 'auto';
+  timeout: number;
+  json?: boolean;
+}
+
+/** Flags -> one resolved run; a bad combination is a usage error naming the flag. */
+export function benchOptions(flags: BenchFlags): BenchOptions {
+  const requests = flags.requests ?? null;
+  return {
+    target: flags.target,
+    host: flags.host,
+    port: flags.port ?? DEFAULT_PORTS[flags.target],
+    conns: flags.conns,
+    pipeline: flags.pipeline,
+    requests,
+    durationSeconds: requests === null ? (flags.duration ?? DEFAULT_DURATION_SECONDS) : null,
+    warmupSeconds: flags.warmup,
+    mix: parseMix(flags.actions, flags.ratio),
+    keyspace: flags.keyspace,
+    valueSize: flags.valueSize,
+    threads: flags.threads,
+    timeoutSeconds: flags.timeout,
+  };
+}
+
+/** `caretkv bench`: the load generator (see src/bench/). */
+export function registerBench(program: Command): void {
+  const bench = program
+    .command('bench')
+    .description(
+      'load generator: closed-loop requests over raw sockets against caretkv, `caretkv echo` or redis',
+    )
+    .addOption(
+      new Option('--target <target>', 'what to drive: caretkv (JSON), echo (transport ceiling), redis (RESP)')
+        .choices(TARGETS)
+        .default('caretkv'),
+    )
+    .option('--host <host>', 'server address', '127.0.0.1')
+    .option('--port <port>', 'server port (default: 7171, or 6379 for --target redis)', integer(1, 65535))
+    .option('--conns <n>', 'connections', integer(1, LIMITS.conns), 50)
+    .option('--pipeline <n>', 'requests in flight per connection', integer(1, LIMITS.pipeline), 1)
+    .addOption(
+      new Option('--duration <seconds>', `measure for this long (default: ${DEFAULT_DURATION_SECONDS})`)
+        .argParser(seconds(0.1))
+        .conflicts('requests'),
+    )
+    .addOption(
+      new Option('--requests <n>', 'measure exactly this many requests instead of a duration').argParser(
+        integer(1, Number.MAX_SAFE_INTEGER),
+      ),
+    )
+    .option('--warmup <seconds>', 'load sent before measuring starts (not counted)', seconds(0), 0)
+    .option('--ratio <set:get>', 'SET:GET weights when --actions does not give them', '1:1')
+    .option(
+      '--actions <list>',
+      'comma list of SET, GET, INCR, PING with optional weights, e.g. SET:1,GET:9,INCR (default: SET,GET)',
+    )
+    .option(
+      '--keyspace <n>',
+      'distinct keys (1000 per namespace: bench^d042^k0042137)',
+      integer(1, LIMITS.keyspace),
+      100_000,
+    )
+    .option('--value-size <bytes>', 'bytes per SET value', integer(0, LIMITS.valueSize), 32)
+    .option(
+      '--threads <n|auto>',
+      'generator worker threads, each owning a share of the connections',
+      threads,
+      'auto' as number | 'auto',
+    )
+    .option('--timeout <seconds>', 'fail when no reply arrives for this long', seconds(0.1), 10)
+    .option('--json', 'print one JSON object (stable field names) instead of the table')
+    .addHelpText(
+      'after',
+      '\nExamples:\n' +
+        '  caretkv bench --duration 10 --conns 50 --pipeline 16\n' +
+        '  caretkv bench --target redis --port 6379 --requests 1000000 --json\n' +
+        '  caretkv bench --target echo --actions SET,GET,INCR,PING\n',
+    );
+
+  bench.action(async (flags: BenchFlags) => {
+    let options: BenchOptions;
+    try {
+      options = benchOptions(flags);
+    } catch (err) {
+      if (err instanceof BenchUsageError) bench.error(`error: ${err.message}`, { exitCode: 2 });
+      throw err;
+    }
+
+    const tty = process.stderr.isTTY === true;
+    const stop = new AbortController();
+    let interrupts = 0;
+    const onSigint = (): void => {
+      // First Ctrl-C: stop and report what was measured; second: leave now.
+      if (++interrupts > 1) process.exit(130);
+      stop.abort();
+    };
+    process.on('SIGINT', onSigint);
+    try {
+      const report = await runBench(options, {
+        signal: stop.signal,
+        onProgress: tty
+          ? ({ elapsedSeconds, requests }) => {
+              const rate = Math.round(requests / elapsedSeconds).toLocaleString('en-US');
+              process.stderr.write(
+                `\r\x1b[K  ${elapsedSeconds.toFixed(0)} s  ${requests.toLocaleString('en-US')} requests  ${rate} ops/s`,
+              );
+            }
+          : undefined,
+      });
+      if (tty) process.stderr.write('\r\x1b[K');
+      process.stdout.write(flags.json ? `${JSON.stringify(report)}\n` : formatReport(report));
+    } catch (err) {
+      if (tty) process.stderr.write('\r\x1b[K');
+      if (err instanceof BenchError) throw new CliError(err.message, 1);
+      throw err;
+    } finally {
+      process.off('SIGINT', onSigint);
+    }
+  });
+}
