@@ -419,6 +419,23 @@ describe('reconnecting', () => {
     expect(errors.map((e) => e.code)).toContain('TOO_MANY_CONNECTIONS');
   });
 
+  it('re-sends requests a shutting-down server refused (SHUTTING_DOWN: they did not run)', async () => {
+    const server = await fake();
+    const db = track(await connect({ port: server.port, retryStrategy: fastRetry }));
+    const errors: CaretError[] = [];
+    db.on('error', (e) => errors.push(e as CaretError));
+    server.script = (req, conn) => (req.action === 'ECHO' ? 'hold' : defaultScript(req, conn));
+    const pending = [db.echo(1), db.echo(2), db.echo(3)];
+    await waitFor(() => server.heldCount === 3, 'the requests to reach the server');
+    // One line for everything that arrived after shutdown began, as the real session sends it.
+    server.send('{"ok":false,"error":{"code":"SHUTTING_DOWN","message":"shutting down"}}\n');
+    await server.stop();
+    server.script = defaultScript;
+    await server.start();
+    expect(await Promise.all(pending)).toEqual([1, 2, 3]);
+    expect(errors.map((e) => e.code)).toContain('SHUTTING_DOWN');
+  });
+
   it('replays in-flight requests after a reconnect when replayInFlight is set', async () => {
     const server = await fake();
     const db = track(await connect({ port: server.port, retryStrategy: fastRetry, replayInFlight: true }));

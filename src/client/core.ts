@@ -328,9 +328,12 @@ export class ClientCore extends EventEmitter<ClientEvents> {
   }
 
   private onResponse(ok: boolean, m: { result?: unknown; error?: unknown }): void {
-    if (!ok && (m.error as { code?: unknown } | undefined)?.code === 'TOO_MANY_CONNECTIONS') {
-      this.refusedByServer(m.error as { message?: unknown });
-      return;
+    if (!ok) {
+      const code = (m.error as { code?: unknown } | undefined)?.code;
+      if (code === 'TOO_MANY_CONNECTIONS' || code === 'SHUTTING_DOWN') {
+        this.serverRanNothingMore(code, m.error as { message?: unknown });
+        return;
+      }
     }
     // Requests still in outBuf cannot have been answered: a response for one means we lost count.
     if (this.inflight.length <= this.unsent) {
@@ -354,15 +357,19 @@ export class ClientCore extends EventEmitter<ClientEvents> {
   }
 
   /**
-   * The server turned the connection away at accept, before reading a byte of it: nothing in flight
-   * ran, so everything is re-sent after the backoff, like requests that never left.
+   * The server says it will run nothing more on this connection: it turned the connection away at
+   * accept (TOO_MANY_CONNECTIONS), or it is shutting down and refuses whatever arrives after that
+   * began (SHUTTING_DOWN, sent once, not once per request). Every request still waiting for a
+   * response did not run, so all of them are re-sent after reconnecting, like requests that never
+   * left: a graceful server restart costs the caller latency, not errors.
    */
-  private refusedByServer(error: { message?: unknown }): void {
-    const message =
-      typeof error.message === 'string' ? error.message : 'the server is at its connection limit';
-    const err = new CaretError('TOO_MANY_CONNECTIONS', message);
+  private serverRanNothingMore(
+    code: 'TOO_MANY_CONNECTIONS' | 'SHUTTING_DOWN',
+    error: { message?: unknown },
+  ): void {
+    const message = typeof error.message === 'string' ? error.message : code;
     this.unsent = this.inflight.length;
-    this.socket?.destroy(err);
+    this.socket?.destroy(new CaretError(code, message));
   }
 
   private protocolViolation(detail: string): void {
