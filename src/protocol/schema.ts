@@ -269,7 +269,9 @@ const TTL = action({
   name: 'TTL',
   summary: 'Milliseconds left before a key expires, or null when it has no TTL.',
   request: request('TTL', { namespace: Type.Optional(Namespace), key: Key }),
-  result: Type.Union([Type.Integer({ minimum: 0 }), Type.Null()]),
+  result: Type.Union([Type.Integer({ minimum: 1 }), Type.Null()], {
+    description: 'Milliseconds left (at least 1), or null when the key has no TTL.',
+  }),
   errors: ['BAD_KEY', 'KEY_NOT_FOUND'],
 });
 
