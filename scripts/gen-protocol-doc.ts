@@ -5,6 +5,7 @@
  *   <!-- errors:begin -->  ... <!-- errors:end -->    every error code with its meaning
  * Run: `npm run docs`. src/protocol/doc.test.ts fails when the committed document differs.
  */
+import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { TSchema } from '@sinclair/typebox';
@@ -13,6 +14,8 @@ import { ERRORS } from '../src/protocol/errors.js';
 import { ACTIONS } from '../src/protocol/schema.js';
 
 export const DOC_PATH = fileURLToPath(new URL('../docs/protocol.md', import.meta.url));
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const BIOME = fileURLToPath(new URL('../node_modules/.bin/biome', import.meta.url));
 
 /** Errors every action can answer with, whatever its fields. */
 const GENERIC_ERRORS = ['BAD_JSON', 'BAD_REQUEST', 'UNKNOWN_ACTION', 'LINE_TOO_LONG', 'TOO_DEEP', 'INTERNAL'];
@@ -105,9 +108,24 @@ function replaceSection(doc: string, name: string, body: string): string {
   return `${doc.slice(0, i + begin.length)}\n${body}${doc.slice(j)}`;
 }
 
-/** The document with its generated sections brought up to date. */
+/**
+ * Biome formats Markdown too (`npm run lint` checks it), so the generated tables go through the
+ * same formatter: the document is then both current and lint-clean.
+ */
+function formatMarkdown(text: string): string {
+  return execFileSync(BIOME, ['format', '--stdin-file-path=docs/protocol.md'], {
+    cwd: ROOT,
+    input: text,
+    encoding: 'utf8',
+    stdio: ['pipe', 'pipe', 'ignore'],
+  });
+}
+
+/** The document with its generated sections brought up to date (and formatted). */
 export function renderDoc(doc: string): string {
-  return replaceSection(replaceSection(doc, 'actions', renderActions()), 'errors', renderErrors());
+  return formatMarkdown(
+    replaceSection(replaceSection(doc, 'actions', renderActions()), 'errors', renderErrors()),
+  );
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {

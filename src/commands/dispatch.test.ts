@@ -215,7 +215,7 @@ describe.each([
     const { ok, err } = setup({ async: isAsync });
     await ok({ action: 'SET', key: 'a^b', value: 1, ttl: 60_000 });
     await err({ action: 'GET', key: 'zz' });
-    const info = (await ok({ action: 'INFO' })) as Record<string, any>;
+    const info = (await ok({ action: 'INFO' })) as { memory: { rss: number; heapUsed: number } };
     expect(info).toMatchObject({
       version: '9.9.9',
       uptimeMs: 500,
