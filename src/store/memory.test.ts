@@ -43,7 +43,7 @@ describe('MemoryStore engine', () => {
     clock += 10;
     await vi.waitFor(() => expect(expired).toEqual(['ns^a', 'ns^b']), { timeout: 5000, interval: 2 });
     expect(store.stats()).toMatchObject({ keys: 1, keysWithTtl: 0, expired: 2, namespaces: 0 });
-    expect(store.engineStats().expiryEntries).toBe(0);
+    expect(store.engineStats().expiringNamespaces).toBe(0);
   });
 
   it('drains a large expiry backlog in chunks before answering a listing, exactly', async () => {
@@ -56,7 +56,7 @@ describe('MemoryStore engine', () => {
     expect(store.stats()).toMatchObject({ keys: 2500, expired: 2500 });
   });
 
-  it('DROP answers at once and removes the dropped keys from the expiry index in the background', async () => {
+  it('DROP answers at once and takes the dropped namespaces out of the expiry queue in the background', async () => {
     const store = make({ sweepBudgetMs: 0 });
     for (let i = 0; i < 5000; i++) store.set(`big^sub${i % 7}^k${i}`, '1', { ttl: 1000 + i });
     store.set('keep', '1', { ttl: 5000 });
@@ -66,7 +66,7 @@ describe('MemoryStore engine', () => {
     expect(store.stats()).toMatchObject({ keys: 1, keysWithTtl: 1, namespaces: 0 });
     expect(store.engineStats().dropCleanupPending).toBe(true);
     await vi.waitFor(
-      () => expect(store.engineStats()).toEqual({ expiryEntries: 1, dropCleanupPending: false }),
+      () => expect(store.engineStats()).toEqual({ expiringNamespaces: 1, dropCleanupPending: false }),
       {
         timeout: 5000,
         interval: 2,
@@ -88,7 +88,7 @@ describe('MemoryStore engine', () => {
       ['drop', 'big'],
       ['expire', 'other'],
     ]);
-    expect(store.engineStats().expiryEntries).toBe(0);
+    expect(store.engineStats().expiringNamespaces).toBe(0);
   });
 
   it('dropping the root empties the store (the wire layer refuses it; FLUSHALL may use it)', () => {

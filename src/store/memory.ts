@@ -4,7 +4,7 @@
  *
  * Expiry, in three parts that together keep every answer exact:
  * - lazy: every read or write of a key checks its TTL first and expires it on the spot;
- * - active: a timer (unref'd) pops due keys from the expiry heap within `sweepBudgetMs` per tick,
+ * - active: a timer (unref'd) pops due keys from the expiry queue within `sweepBudgetMs` per tick,
  *   so keys nobody touches are reclaimed too;
  * - settle: KEYS, NAMESPACES, COUNT and DROP first drain every due key, so counts and pages never
  *   include an expired key. Normally nothing is due and this is one comparison; a backlog larger
@@ -13,11 +13,12 @@
  * never answers 0.
  *
  * DROP detaches the subtree in O(depth) and answers at once; the garbage collector reclaims the
- * values. Only the expiry heap still points into the dropped subtree, and a background task removes
- * those entries in budgeted chunks (the sweep meanwhile discards any it meets).
+ * values. Only the expiry queue still points into the dropped subtree (one entry per namespace with
+ * TTL'd keys, not per key), and a background task removes those in budgeted chunks; the sweep
+ * meanwhile discards any it meets.
  */
 import { performance } from 'node:perf_hooks';
-import { ExpiryHeap } from './expiry.js';
+import { ExpiryQueue, KeyExpiry } from './expiry.js';
 import { jsonTextEqual } from './json-equal.js';
 import type {
   ChangeListener,
@@ -68,7 +69,7 @@ function checkLimit(limit: number): void {
 
 export class MemoryStore implements Store {
   private readonly tree = new NamespaceTree();
-  private readonly heap = new ExpiryHeap<NsNode>();
+  private readonly queue = new ExpiryQueue<NsNode>();
   private readonly now: () => number;
   private readonly sweepIntervalMs: number;
   private readonly budgetMs: number;
@@ -76,9 +77,8 @@ export class MemoryStore implements Store {
   private listener: ChangeListener | null = null;
   private expiredTotal = 0;
   private sweepTimer: NodeJS.Timeout | undefined;
-  // Dropped subtrees whose TTL entries are still in the heap, and the map being emptied right now.
-  private readonly cleanupQueue: NsNode[] = [];
-  private cleanupSlots: IterableIterator<number> | undefined;
+  // Nodes of dropped subtrees that may still sit in the expiry queue.
+  private readonly cleanupStack: NsNode[] = [];
   private cleanupTimer: NodeJS.Immediate | undefined;
   private closed = false;
 
@@ -95,7 +95,7 @@ export class MemoryStore implements Store {
     const node = this.tree.nodeOfKey(key);
     if (node === undefined || node.values === undefined) return undefined;
     const value = node.values.get(key);
-    if (value === undefined || (node.ttls !== undefined && this.expireIfDue(node, key))) return undefined;
+    if (value === undefined || (node.expiry !== undefined && this.expireIfDue(node, key))) return undefined;
     return value;
   }
 
@@ -112,8 +112,8 @@ export class MemoryStore implements Store {
   ttl(key: string): number | null | undefined {
     const node = this.liveNode(key);
     if (node === undefined) return undefined;
-    const slot = node.ttls?.get(key);
-    return slot === undefined ? null : this.heap.timeAt(slot) - this.now();
+    const expiresAt = node.expiry?.timeOf(key);
+    return expiresAt === undefined ? null : expiresAt - this.now();
   }
 
   keys(namespace: string, after: string | undefined, limit: number): MaybePromise<Page> {
@@ -144,12 +144,9 @@ export class MemoryStore implements Store {
     };
   }
 
-  /** Engine internals for INFO and tests: entries in the expiry index, and drop cleanup still running. */
-  engineStats(): { expiryEntries: number; dropCleanupPending: boolean } {
-    return {
-      expiryEntries: this.heap.size,
-      dropCleanupPending: this.cleanupQueue.length > 0 || this.cleanupSlots !== undefined,
-    };
+  /** Engine internals for INFO and tests: namespaces in the expiry queue, drop cleanup still running. */
+  engineStats(): { expiringNamespaces: number; dropCleanupPending: boolean } {
+    return { expiringNamespaces: this.queue.size, dropCleanupPending: this.cleanupStack.length > 0 };
   }
 
   // ---- writes -----------------------------------------------------------------------------------
@@ -173,7 +170,7 @@ export class MemoryStore implements Store {
     }
     const ttl = options?.ttl;
     if (ttl !== undefined) this.setExpiry(node, key, this.now() + ttl);
-    else if (node.ttls !== undefined) this.clearExpiry(node, key);
+    else if (node.expiry !== undefined) this.clearExpiry(node, key);
     if (this.listener !== null) this.emit('set', key, value);
     return true;
   }
@@ -218,7 +215,7 @@ export class MemoryStore implements Store {
     const node = this.liveNode(key);
     if (node === undefined || !jsonTextEqual(node.values!.get(key)!, expected)) return false;
     node.values!.set(key, value);
-    if (node.ttls !== undefined) this.clearExpiry(node, key);
+    if (node.expiry !== undefined) this.clearExpiry(node, key);
     if (this.listener !== null) this.emit('cas', key, value);
     return true;
   }
@@ -238,7 +235,7 @@ export class MemoryStore implements Store {
 
   persist(key: string): boolean {
     const node = this.liveNode(key);
-    if (node === undefined || node.ttls?.has(key) !== true) return false;
+    if (node === undefined || node.expiry?.timeOf(key) === undefined) return false;
     this.clearExpiry(node, key);
     return true;
   }
@@ -276,14 +273,14 @@ export class MemoryStore implements Store {
   private liveNode(key: string): NsNode | undefined {
     const node = this.tree.nodeOfKey(key);
     if (node === undefined || node.values?.has(key) !== true) return undefined;
-    if (node.ttls !== undefined && this.expireIfDue(node, key)) return undefined;
+    if (node.expiry !== undefined && this.expireIfDue(node, key)) return undefined;
     return node;
   }
 
   /** Lazy expiry: true when `key` (present in `node`) was due and has just been removed. */
   private expireIfDue(node: NsNode, key: string): boolean {
-    const slot = node.ttls!.get(key);
-    if (slot === undefined || this.heap.timeAt(slot) > this.now()) return false;
+    const expiresAt = node.expiry!.timeOf(key);
+    if (expiresAt === undefined || expiresAt > this.now()) return false;
     this.removeKey(node, key);
     this.expiredTotal++;
     if (this.listener !== null) this.emit('expire', key, undefined);
@@ -291,30 +288,32 @@ export class MemoryStore implements Store {
   }
 
   private removeKey(node: NsNode, key: string): void {
-    if (node.ttls !== undefined) this.clearExpiry(node, key);
+    if (node.expiry !== undefined) this.clearExpiry(node, key);
     this.tree.remove(node, key);
   }
 
   private setExpiry(node: NsNode, key: string, expiresAt: number): void {
-    node.ttls ??= new Map();
-    const slot = node.ttls.get(key);
-    if (slot !== undefined) {
-      this.heap.update(slot, expiresAt);
-      return;
+    node.expiry ??= new KeyExpiry();
+    const earliest = node.expiry.peekTime();
+    if (node.expiry.set(key, expiresAt)) {
+      this.tree.countTtl(node, 1);
+      this.startSweep();
     }
-    this.heap.add(node, key, expiresAt);
-    this.tree.countTtl(node, 1);
-    this.startSweep();
+    if (node.expiry.peekTime() !== earliest) this.queue.update(node);
   }
 
   /** Removes the TTL of `key`, if it has one. */
   private clearExpiry(node: NsNode, key: string): void {
-    const ttls = node.ttls!;
-    const slot = ttls.get(key);
-    if (slot === undefined) return;
-    this.heap.remove(slot);
-    if (ttls.size === 0) node.ttls = undefined;
+    const expiry = node.expiry!;
+    const earliest = expiry.peekTime();
+    if (!expiry.delete(key)) return;
     this.tree.countTtl(node, -1);
+    if (expiry.size === 0) {
+      node.expiry = undefined;
+      this.queue.remove(node);
+    } else if (expiry.peekTime() !== earliest) {
+      this.queue.update(node);
+    }
   }
 
   private emit(op: ChangeOp, key: string, value: JsonText | undefined): void {
@@ -329,17 +328,17 @@ export class MemoryStore implements Store {
   // ---- expiry: sweep and settle -----------------------------------------------------------------
 
   /**
-   * Expires due keys in heap order until none is due at `now` (true) or the real-time `deadline`
-   * passes (false). Entries of dropped subtrees are discarded silently: DROP already told listeners.
+   * Expires due keys in time order until none is due at `now` (true) or the real-time `deadline`
+   * passes (false). A dropped namespace met here leaves the queue silently: DROP told listeners.
    */
   private drainDue(now: number, deadline: number): boolean {
-    const heap = this.heap;
+    const queue = this.queue;
     let steps = 0;
-    while (heap.peekTime() <= now) {
+    while (queue.peekTime() <= now) {
       if ((++steps & CLOCK_CHECK_MASK) === 0 && performance.now() > deadline) return false;
-      const node = heap.peekOwner();
-      // A live due entry is removed by expireIfDue; anything else (a dropped subtree's entry) here.
-      if (!this.tree.isLive(node) || !this.expireIfDue(node, heap.peekKey())) heap.remove(0);
+      const node = queue.peek();
+      // expireIfDue re-files a live node; a dropped one (or, defensively, a stuck entry) leaves here.
+      if (!this.tree.isLive(node) || !this.expireIfDue(node, node.expiry!.peekKey())) queue.remove(node);
     }
     return true;
   }
@@ -349,7 +348,7 @@ export class MemoryStore implements Store {
    * a backlog takes more than one budget to drain; then it is drained across loop turns.
    */
   private settled<T>(answer: () => T): MaybePromise<T> {
-    if (this.heap.peekTime() > this.now() || this.drainDue(this.now(), performance.now() + this.budgetMs)) {
+    if (this.queue.peekTime() > this.now() || this.drainDue(this.now(), performance.now() + this.budgetMs)) {
       return answer();
     }
     return new Promise<T>((resolve, reject) => {
@@ -372,7 +371,7 @@ export class MemoryStore implements Store {
   }
 
   private sweep(): void {
-    if (this.heap.size === 0) {
+    if (this.queue.size === 0) {
       // Nothing can expire: stop ticking until the next TTL is set.
       clearInterval(this.sweepTimer);
       this.sweepTimer = undefined;
@@ -389,8 +388,9 @@ export class MemoryStore implements Store {
 
   // ---- drop cleanup -----------------------------------------------------------------------------
 
+  /** Takes a dropped subtree's namespaces out of the expiry queue, a budgeted chunk per loop turn. */
   private scheduleCleanup(node: NsNode): void {
-    this.cleanupQueue.push(node);
+    this.cleanupStack.push(node);
     if (this.cleanupTimer === undefined && !this.closed) {
       this.cleanupTimer = setImmediate(() => this.runCleanup()).unref();
     }
@@ -398,36 +398,17 @@ export class MemoryStore implements Store {
 
   private runCleanup(): void {
     this.cleanupTimer = undefined;
-    if (!this.cleanupStep(performance.now() + this.budgetMs) && !this.closed) {
-      this.cleanupTimer = setImmediate(() => this.runCleanup()).unref();
-    }
-  }
-
-  /** Removes dropped subtrees' entries from the expiry heap; false when the deadline cut it short. */
-  private cleanupStep(deadline: number): boolean {
+    const deadline = performance.now() + this.budgetMs;
     let steps = 0;
-    for (;;) {
-      if (this.cleanupSlots === undefined) {
-        const node = this.cleanupQueue.pop();
-        if (node === undefined) return true;
-        if (node.children !== undefined) {
-          for (const child of node.children.values())
-            if (child.keysWithTtl > 0) this.cleanupQueue.push(child);
-        }
-        if (node.ttls === undefined) continue;
-        // Removing an entry deletes it from this very map (allowed while iterating a Map) and may
-        // renumber entries not yet visited, which the live iterator then reads fresh.
-        this.cleanupSlots = node.ttls.values();
+    for (let node = this.cleanupStack.pop(); node !== undefined; node = this.cleanupStack.pop()) {
+      this.queue.remove(node);
+      if (node.children !== undefined) {
+        for (const child of node.children.values()) if (child.keysWithTtl > 0) this.cleanupStack.push(child);
       }
-      for (;;) {
-        const next = this.cleanupSlots.next();
-        if (next.done === true) {
-          this.cleanupSlots = undefined;
-          break;
-        }
-        this.heap.remove(next.value);
-        if ((++steps & CLOCK_CHECK_MASK) === 0 && performance.now() > deadline) return false;
-      }
+      if ((++steps & CLOCK_CHECK_MASK) === 0 && performance.now() > deadline) break;
+    }
+    if (this.cleanupStack.length > 0 && !this.closed) {
+      this.cleanupTimer = setImmediate(() => this.runCleanup()).unref();
     }
   }
 }

@@ -13,7 +13,7 @@
  * A node whose subtree holds no key is removed at once: a namespace exists only while it has keys.
  */
 import sortedBtree from 'sorted-btree';
-import type { ExpiryOwner } from './expiry.js';
+import type { ExpiryOwner, KeyExpiry } from './expiry.js';
 import type { JsonText, Page } from './store.js';
 
 // sorted-btree is CommonJS with `exports.default`: Node's ESM loader hands over module.exports (the
@@ -45,7 +45,9 @@ export class NsNode implements ExpiryOwner {
   values: Map<string, JsonText> | undefined;
   /** This namespace's own keys (full keys), sorted. */
   order: SortedIndex | undefined;
-  ttls: Map<string, number> | undefined;
+  /** This namespace's own TTL'd keys (see expiry.ts). */
+  expiry: KeyExpiry | undefined;
+  expirySlot = -1;
   children: Map<string, NsNode> | undefined;
   /** Child names, sorted. */
   childOrder: SortedIndex | undefined;
