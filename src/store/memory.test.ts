@@ -1,9 +1,26 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { MemoryStore, type MemoryStoreOptions } from './memory.js';
 import { describeStoreContract } from './store.contract.js';
-import type { ChangeOp } from './store.js';
+import type { ChangeOp, Store } from './store.js';
 
 describeStoreContract('MemoryStore', ({ now }) => new MemoryStore({ now }));
+
+/** The same engine answering every request a turn later, as a durable or remote engine would. */
+function deferred(store: Store): Store {
+  const synchronous = new Set<PropertyKey>(['stats', 'onChange']);
+  return new Proxy(store, {
+    get(target, property, receiver) {
+      const member: unknown = Reflect.get(target, property, receiver);
+      if (typeof member !== 'function' || synchronous.has(property)) return member;
+      return (...args: unknown[]) =>
+        new Promise((resolve) => setImmediate(resolve)).then(() => member.apply(target, args));
+    },
+  });
+}
+
+describeStoreContract('MemoryStore behind promises (the suite must hold for async engines)', ({ now }) =>
+  deferred(new MemoryStore({ now })),
+);
 
 describe('MemoryStore engine', () => {
   let clock = 0;
