@@ -77,7 +77,7 @@ describe('caretkv CLI', () => {
       env: { CARETKV_MAX_CONNECTIONS: '50', CARETKV_IDLE_TIMEOUT: '0.2', CARETKV_LOG_LEVEL: 'debug' },
     });
     const first = await connect(proc.port);
-    expect((await roundTrip(first, 'hi')).toString()).toBe('hi');
+    expect((await roundTrip(first, '{"action":"PING"}\n')).toString()).toBe('{"ok":true,"result":"PONG"}\n');
     // --max-connections 1 beat the environment's 50.
     const second = await connect(proc.port);
     expect(JSON.parse((await readToEnd(second)).toString()).error.code).toBe('TOO_MANY_CONNECTIONS');

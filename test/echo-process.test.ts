@@ -12,13 +12,21 @@ afterEach(async () => {
   proc = undefined;
 });
 
-describe.each(['echo', 'serve'])('caretkv %s', (command) => {
+// Each command's own idea of a round trip: raw bytes for echo, a PING request for serve.
+const PROBES = {
+  echo: { send: 'ping\n', expect: 'ping\n' },
+  serve: { send: '{"action":"PING"}\n', expect: '{"ok":true,"result":"PONG"}\n' },
+};
+
+describe.each(['echo', 'serve'] as const)('caretkv %s', (command) => {
   it.each(['SIGINT', 'SIGTERM'] as const)(
     'on %s ends clients with EOF, exits 0 within the grace period, and frees the port',
     async (signal) => {
       proc = await spawnServer([command, '--shutdown-grace', '10']);
       const clients = await Promise.all([connect(proc.port), connect(proc.port)]);
-      for (const client of clients) expect((await roundTrip(client, 'ping\n')).toString()).toBe('ping\n');
+      const probe = PROBES[command];
+      for (const client of clients)
+        expect((await roundTrip(client, probe.send)).toString()).toBe(probe.expect);
       const eofs = clients.map((client) => readToEnd(client));
 
       proc.child.kill(signal);

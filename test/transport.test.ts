@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { canBind, connect, destroyAllSockets, once, readToEnd, roundTrip, waitFor } from './helpers/net.js';
-import { startServer, type TestServer } from './helpers/server.js';
+import { startEchoServer, type TestServer } from './helpers/server.js';
 
 // Black-box tests of the transport with the echo handler, in-process, over real sockets.
 
@@ -16,7 +16,7 @@ afterEach(async () => {
 
 describe('echo over the transport', () => {
   it('gives 20 simultaneous clients exactly their own bytes back', async () => {
-    server = await startServer();
+    server = await startEchoServer();
     const { port } = server;
     const clients = await Promise.all(Array.from({ length: 20 }, () => connect(port)));
     const payloads = clients.map((_, i) =>
@@ -28,7 +28,7 @@ describe('echo over the transport', () => {
   });
 
   it('round-trips a 1 MiB binary payload exactly, including every byte value', async () => {
-    server = await startServer();
+    server = await startEchoServer();
     const client = await connect(server.port);
     const payload = Buffer.concat([
       Buffer.from(Array.from({ length: 256 }, (_, i) => i)),
@@ -40,7 +40,7 @@ describe('echo over the transport', () => {
   });
 
   it('answers a half-close: everything sent before FIN comes back, then EOF', async () => {
-    server = await startServer();
+    server = await startEchoServer();
     const client = await connect(server.port);
     const payload = randomBytes(300 * 1024);
     const reply = readToEnd(client);
@@ -50,7 +50,7 @@ describe('echo over the transport', () => {
   });
 
   it('survives 50 abrupt resets in a row, some mid-transfer, and still serves', async () => {
-    server = await startServer();
+    server = await startEchoServer();
     for (let i = 0; i < 50; i++) {
       const client = await connect(server.port);
       // Odd rounds vanish while the server is still writing a large echo back.
@@ -69,7 +69,7 @@ describe('echo over the transport', () => {
   });
 
   it('puts the connection id on every log line about a connection', async () => {
-    server = await startServer();
+    server = await startEchoServer();
     const client = await connect(server.port);
     await roundTrip(client, 'x');
     client.end();
@@ -84,7 +84,7 @@ describe('echo over the transport', () => {
 
 describe('idle timeout', () => {
   it('closes an idle connection while an active one stays open', async () => {
-    server = await startServer({ idleTimeout: 0.3 });
+    server = await startEchoServer({ idleTimeout: 0.3 });
     const idle = await connect(server.port);
     const active = await connect(server.port);
     const idleClosed = once(idle, 'close');
@@ -104,11 +104,11 @@ describe('idle timeout', () => {
   });
 
   it('never closes for idleness when the timeout is 0', async () => {
-    server = await startServer({ idleTimeout: 0 });
+    server = await startEchoServer({ idleTimeout: 0 });
     const client = await connect(server.port);
     // A connection with a short timeout, on a second server, is the clock: once it is closed for
     // idleness, far more than its timeout has passed for the first.
-    const reference = await startServer({ idleTimeout: 0.1 });
+    const reference = await startEchoServer({ idleTimeout: 0.1 });
     try {
       const probe = await connect(reference.port);
       await once(probe, 'close');
@@ -122,7 +122,7 @@ describe('idle timeout', () => {
 
 describe('connection limit', () => {
   it('sends one JSON error line to a connection over the limit, closes it, and keeps serving the rest', async () => {
-    server = await startServer({ maxConnections: 2 });
+    server = await startEchoServer({ maxConnections: 2 });
     const a = await connect(server.port);
     const b = await connect(server.port);
     await roundTrip(a, 'a');
@@ -152,7 +152,7 @@ describe('close()', () => {
     const watched = (info: string[]) => info.filter((type) => /TCP|Timeout|Timer/.test(type)).sort();
     const before = watched(process.getActiveResourcesInfo());
 
-    const s = await startServer({ idleTimeout: 30 });
+    const s = await startEchoServer({ idleTimeout: 30 });
     const clients: net.Socket[] = await Promise.all([connect(s.port), connect(s.port), connect(s.port)]);
     await Promise.all(clients.map((client) => roundTrip(client, randomBytes(100_000))));
     const eofs = clients.map((client) => readToEnd(client));
@@ -169,7 +169,7 @@ describe('close()', () => {
   });
 
   it('is idempotent and counts bytes in and out', async () => {
-    server = await startServer();
+    server = await startEchoServer();
     const client = await connect(server.port);
     await roundTrip(client, Buffer.alloc(1000));
     expect(server.server.stats).toMatchObject({ bytesIn: 1000, bytesOut: 1000, connectionsTotal: 1 });

@@ -6,7 +6,6 @@ import { runServer } from './run.js';
 export function registerServe(program: Command): void {
   const serve = program.command('serve').description('run the caretkv server (what `npm start` runs)');
   addConfigOptions(serve, CONFIG_KEYS).action(async (flags: Record<string, unknown>) => {
-    // Until the JSON protocol lands, serve runs the transport's default handler (echo).
     await runServer(loadConfig({ env: process.env, flags }));
   });
 }
