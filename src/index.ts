@@ -1,6 +1,23 @@
+// The public API: `import { createServer, connect } from 'caretkv'`.
+
+// Client library
+export * from './client/index.js';
+// Server, embedded
 export { type Config, ConfigError, ConfigSchema, type ConfigSources, loadConfig } from './config.js';
 export { createLogger, type Logger, LogLimiter } from './log.js';
+export { ERRORS, type ErrorCode } from './protocol/errors.js';
 export { type CaretServer, createServer, type ServerOptions } from './server.js';
+export { MemoryStore, type MemoryStoreOptions } from './store/memory.js';
+export type {
+  ChangeListener,
+  ChangeOp,
+  JsonText,
+  MaybePromise,
+  SetOptions as StoreSetOptions,
+  Store,
+  StoreStats,
+} from './store/store.js';
+export { StoreError } from './store/store.js';
 export { echoHandler } from './transport/echo.js';
 export type { ListenAddress, ShutdownSummary, TransportStats } from './transport/server.js';
 export type { Connection, ConnectionHandler, HandlerFactory } from './transport/types.js';
