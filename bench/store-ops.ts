@@ -8,6 +8,7 @@
  * A bare `Map` doing the same get/set is printed as the ceiling the tree is measured against.
  */
 import { performance } from 'node:perf_hooks';
+import { joinKey, parseKey } from '../src/store/keypath.js';
 import { MemoryStore } from '../src/store/memory.js';
 
 const KEYS = 100_000;
@@ -48,6 +49,9 @@ function measure(name: string, setup: () => void, op: (i: number) => void): void
 }
 
 let sink: unknown;
+const caretKeys = keys.map((k) => flat(`^${k}`));
+const names = keys.map((k) => flat(k.slice(k.indexOf('^') + 1)));
+const namespacesOf = keys.map((k) => flat(k.slice(0, k.indexOf('^'))));
 let store = new MemoryStore();
 const fill = (): void => {
   store.close();
@@ -55,6 +59,7 @@ const fill = (): void => {
   for (const k of keys) store.set(k, value);
 };
 let map = new Map<string, string>();
+const none = (): void => {};
 
 console.log(`node ${process.version}; ${KEYS} keys, ${OPS} ops per run, median of ${RUNS}`);
 measure(
@@ -66,13 +71,18 @@ measure(
     sink = map.get(keys[i]!);
   },
 );
-measure(
-  'Map.set overwrite (ceiling)',
-  () => {},
-  (i) => {
-    map.set(keys[i]!, value);
-  },
-);
+measure('Map.set overwrite (ceiling)', none, (i) => {
+  map.set(keys[i]!, value);
+});
+measure('keypath: parseKey canonical (no copy)', none, (i) => {
+  sink = parseKey(keys[i]!);
+});
+measure('keypath: parseKey with leading ^', none, (i) => {
+  sink = parseKey(caretKeys[i]!);
+});
+measure('keypath: joinKey(namespace, key)', none, (i) => {
+  sink = joinKey(namespacesOf[i]!, names[i]!);
+});
 measure('GET ns^key', fill, (i) => {
   sink = store.get(keys[i]!);
 });
