@@ -164,7 +164,7 @@ describe('session', () => {
     expect(conn.ended).toBe(true);
   });
 
-  it('shutdown: finishes requests already read, resolves, and refuses later input once', async () => {
+  it('shutdown: finishes requests already read, runs nothing later, and ends with a shutdown push', async () => {
     const { conn, handler, store, send } = setup();
     store.manual = true;
     send('{"action":"SET","key":"a","value":1,"id":1}');
@@ -174,14 +174,16 @@ describe('session', () => {
     });
     await flushMicrotasks();
     expect(done).toBe(false);
-    send('{"action":"PING","id":2}', '{"action":"PING","id":3}');
+    send('{"action":"SET","key":"b","value":2,"id":2}', '{"action":"PING","id":3}');
     store.release([0]);
     await shut;
-    // The refusal queues behind the answer still pending: responses never change order.
-    const responses = conn.responses();
-    expect(responses[0]).toEqual({ id: 1, ok: true, result: true });
-    expect(responses[1]).toMatchObject({ ok: false, error: { code: 'SHUTTING_DOWN' } });
-    expect(responses).toHaveLength(2);
+    // The push comes after the answer still pending; the requests sent after shutdown began never ran.
+    const lines = conn.responses();
+    expect(lines).toEqual([
+      { id: 1, ok: true, result: true },
+      { event: 'shutdown', message: expect.any(String) },
+    ]);
+    expect([...store.data.keys()]).toEqual(['a']);
   });
 
   it('shutdown resolves at once when nothing is pending', async () => {

@@ -61,6 +61,9 @@ const MAX_IN_FLIGHT = 1024;
 /** Output batch size that triggers an early write (and a congestion check). */
 const FLUSH_BYTES = 64 * 1024;
 
+/** A push (never a response): the server runs nothing more on this connection. */
+const SHUTDOWN_PUSH = `${JSON.stringify({ event: 'shutdown', message: ERRORS.SHUTTING_DOWN })}\n`;
+
 const NO_CONNECTIONS: ConnectionCounts = { connections: 0, connectionsTotal: 0, connectionsRejected: 0 };
 
 export function createProtocolHandler(deps: ProtocolDeps): ProtocolHandlerFactory {
@@ -111,7 +114,7 @@ class Session implements ConnectionHandler {
   private ending = false;
   private endSent = false;
   private shuttingDown = false;
-  private refusedAfterShutdown = false;
+  private shutdownSent = false;
   private closed = false;
   private idleWaiters: (() => void)[] = [];
   private limiter: LogLimiter | undefined;
@@ -127,15 +130,8 @@ class Session implements ConnectionHandler {
 
   data(chunk: Buffer): void {
     if (this.closed) return;
-    if (this.shuttingDown) {
-      // Requests that arrive after shutdown began are not started; say so once.
-      if (!this.refusedAfterShutdown) {
-        this.refusedAfterShutdown = true;
-        this.respond(this.dispatcher.error(undefined, 'SHUTTING_DOWN', ERRORS.SHUTTING_DOWN));
-        this.flush();
-      }
-      return;
-    }
+    // Input that arrives after shutdown began is never run; the shutdown push tells the client so.
+    if (this.shuttingDown) return;
     this.framer.push(chunk);
     this.pump();
   }
@@ -256,6 +252,12 @@ class Session implements ConnectionHandler {
     if (this.ending && !this.endSent) {
       this.endSent = true;
       this.conn.end();
+    }
+    if (this.shuttingDown && !this.shutdownSent && !this.closed) {
+      // The last line before the transport ends the connection: every request the client has no
+      // answer for was not run, so it can safely re-send it elsewhere or after a restart.
+      this.shutdownSent = true;
+      this.conn.write(SHUTDOWN_PUSH);
     }
     this.wakeIdle();
   }

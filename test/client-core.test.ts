@@ -422,7 +422,7 @@ describe('reconnecting', () => {
     expect(errors.map((e) => e.code)).toContain('TOO_MANY_CONNECTIONS');
   });
 
-  it('re-sends requests a shutting-down server refused (SHUTTING_DOWN: they did not run)', async () => {
+  it('re-sends requests still unanswered at a shutdown push (they did not run)', async () => {
     const server = await fake();
     const db = track(await connect({ port: server.port, retryStrategy: fastRetry }));
     const errors: CaretError[] = [];
@@ -430,8 +430,8 @@ describe('reconnecting', () => {
     server.script = (req, conn) => (req.action === 'ECHO' ? 'hold' : defaultScript(req, conn));
     const pending = [db.echo(1), db.echo(2), db.echo(3)];
     await waitFor(() => server.heldCount === 3, 'the requests to reach the server');
-    // One line for everything that arrived after shutdown began, as the real session sends it.
-    server.send('{"ok":false,"error":{"code":"SHUTTING_DOWN","message":"shutting down"}}\n');
+    // The real session's last line before it ends the connection.
+    server.send('{"event":"shutdown","message":"shutting down"}\n');
     await server.stop();
     server.script = defaultScript;
     await server.start();

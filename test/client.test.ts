@@ -304,13 +304,10 @@ describe('connection lifecycle against the real server', () => {
 
     expect(events).toContain('reconnecting');
     expect(events.at(-1)).toBe('ready');
-    // Only clean, documented codes: lost in flight, or refused by the shutting-down server.
-    for (const code of failures.keys()) expect(['CONNECTION_LOST', 'SHUTTING_DOWN']).toContain(code);
-    // A lost INCR may or may not have run; every acknowledged one did.
-    const total = (await c.get<number>('restart^n')) ?? 0;
-    const lost = failures.get('CONNECTION_LOST') ?? 0;
-    expect(total).toBeGreaterThanOrEqual(ok);
-    expect(total).toBeLessThanOrEqual(ok + lost);
+    // A graceful restart costs latency, not errors: the shutdown push tells the client which
+    // requests never ran, and it re-sends exactly those.
+    expect([...failures]).toEqual([]);
+    expect(await c.get<number>('restart^n')).toBe(ok);
   });
 
   it('close() waits for in-flight requests; destroy() rejects them at once', async () => {

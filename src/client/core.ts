@@ -322,6 +322,10 @@ export class ClientCore extends EventEmitter<ClientEvents> {
       this.onResponse(m.ok, m);
     } else if (typeof m.event === 'string') {
       this.emit('push', msg as PushMessage);
+      if (m.event === 'shutdown') {
+        const message = (m as { message?: unknown }).message;
+        this.serverRanNothingMore('SHUTTING_DOWN', { message });
+      }
     } else {
       this.protocolViolation(`the server sent a line with neither "ok" nor "event": ${line.slice(0, 100)}`);
     }
@@ -330,7 +334,7 @@ export class ClientCore extends EventEmitter<ClientEvents> {
   private onResponse(ok: boolean, m: { result?: unknown; error?: unknown }): void {
     if (!ok) {
       const code = (m.error as { code?: unknown } | undefined)?.code;
-      if (code === 'TOO_MANY_CONNECTIONS' || code === 'SHUTTING_DOWN') {
+      if (code === 'TOO_MANY_CONNECTIONS') {
         this.serverRanNothingMore(code, m.error as { message?: unknown });
         return;
       }
@@ -358,8 +362,8 @@ export class ClientCore extends EventEmitter<ClientEvents> {
 
   /**
    * The server says it will run nothing more on this connection: it turned the connection away at
-   * accept (TOO_MANY_CONNECTIONS), or it is shutting down and refuses whatever arrives after that
-   * began (SHUTTING_DOWN, sent once, not once per request). Every request still waiting for a
+   * accept (TOO_MANY_CONNECTIONS), or it is shutting down (the `shutdown` push, sent after the
+   * answer to the last request it ran). Every request still waiting for a
    * response did not run, so all of them are re-sent after reconnecting, like requests that never
    * left: a graceful server restart costs the caller latency, not errors.
    */
