@@ -22,6 +22,8 @@ export interface LoadShare {
   /** Fail when no reply arrives for this long, and bound the connect phase by it. */
   readonly timeoutMs: number;
   readonly ring: Ring;
+  /** Where each connection starts in the ring; by default spread evenly around it. */
+  readonly cursors?: readonly number[];
 }
 
 /** What one thread measured; histograms travel between threads in HdrHistogram's compressed form. */
@@ -157,7 +159,7 @@ export class LoadGenerator {
       for (let i = 0; i < conns; i++) {
         const index = firstConn + i;
         // Spread the connections around the ring so they do not send the same keys in lockstep.
-        const cursor = Math.floor((index * slots) / totalConns) % slots;
+        const cursor = this.#share.cursors?.[i] ?? Math.floor((index * slots) / totalConns) % slots;
         const conn = new Conn(
           index,
           replyCounter(target, this.#errors),

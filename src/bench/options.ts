@@ -29,6 +29,8 @@ export interface BenchOptions {
   readonly threads: number | 'auto';
   /** A run fails when no response arrives for this long (a hung or dead server). */
   readonly timeoutSeconds: number;
+  /** SET every key once before the run (unmeasured), so GETs hit: caretkv answers a miss with an error. */
+  readonly prefill: boolean;
 }
 
 /** Limits that keep one run's memory and key width bounded. */

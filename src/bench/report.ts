@@ -17,6 +17,8 @@ export interface BenchReport {
   keyspace: number;
   valueSize: number;
   warmupSeconds: number;
+  /** Whether every key was SET once before the run (`--prefill`). */
+  prefill: boolean;
   /** Measured replies (errors included). */
   requests: number;
   durationSeconds: number;
@@ -85,6 +87,7 @@ export function buildReport(input: ReportInput): BenchReport {
     keyspace: options.keyspace,
     valueSize: options.valueSize,
     warmupSeconds: options.warmupSeconds,
+    prefill: options.prefill,
     requests,
     durationSeconds: round(elapsedMs / 1000, 3),
     opsPerSec: elapsedMs > 0 ? Math.round(requests / (elapsedMs / 1000)) : 0,
@@ -118,7 +121,7 @@ export function formatReport(report: BenchReport): string {
     ['load', `${report.conns} conns x pipeline ${report.pipeline}, ${report.threads} thread(s)`],
     [
       'workload',
-      `${describeMix(report.mix as BenchOptions['mix'])}, ${thousands(report.keyspace)} keys, ${report.valueSize}-byte values`,
+      `${describeMix(report.mix as BenchOptions['mix'])}, ${thousands(report.keyspace)} keys${report.prefill ? ' (prefilled)' : ''}, ${report.valueSize}-byte values`,
     ],
     [
       'requests',
@@ -159,7 +162,8 @@ export function formatReport(report: BenchReport): string {
   if (report.target === 'caretkv' && (report.errors.byCode.KEY_NOT_FOUND ?? 0) > 0) {
     lines.push(
       '',
-      '  note: KEY_NOT_FOUND comes from GETs of keys no SET has written yet (redis answers nil there).',
+      '  note: KEY_NOT_FOUND comes from GETs of keys no SET has written yet (Redis answers nil there);',
+      '  --prefill writes every key first.',
     );
   }
   return `${lines.join('\n')}\n`;

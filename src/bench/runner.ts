@@ -130,9 +130,11 @@ class WorkerUnit implements Unit {
 }
 
 /**
- * Threads when `--threads auto`. Measured on 2 cores against redis-server (see docs/benchmarks.md
- * and the report of the bench change): one thread drives 50 connections at pipeline 16 at ~35% of a
- * core per 100k ops/s; a second thread only pays on machines with cores to spare beside the server.
+ * Threads when `--threads auto`. Measured on 2 cores (shared with the server) against
+ * redis-server, 50 connections: one thread drove ~60k ops/s at pipeline 1 with ~50% of a core
+ * (mostly syscalls) and ~350k ops/s at pipeline 16 with ~30%; a second thread did not raise
+ * throughput (it competes with the server for the same two cores). So one thread below 4 cores;
+ * above, threads pay off only with cores to spare beside the server.
  */
 export function autoThreads(options: Pick<BenchOptions, 'conns' | 'pipeline'>, cores: number): number {
   if (cores < 4 || options.conns < 2) return 1;
@@ -144,8 +146,60 @@ export function split(total: number, parts: number): number[] {
   return Array.from({ length: parts }, (_, i) => Math.floor(total / parts) + (i < total % parts ? 1 : 0));
 }
 
+/** Keys per prefill pass: bounds the pass's ring (~70 MB at 32-byte values). */
+const PREFILL_CHUNK = 1_000_000;
+
+/**
+ * `--prefill`: SET every key of the keyspace exactly once, in order, before the measured run, so
+ * that GETs hit (caretkv answers a miss with KEY_NOT_FOUND, a different path from Redis's nil).
+ * Each connection takes a contiguous run of keys; the pass is not measured but must not fail.
+ */
+async function prefill(options: BenchOptions): Promise<void> {
+  for (let from = 0; from < options.keyspace; from += PREFILL_CHUNK) {
+    const count = Math.min(PREFILL_CHUNK, options.keyspace - from);
+    const conns = Math.min(options.conns, count);
+    const quotas = split(count, conns);
+    let next = 0;
+    const cursors = quotas.map((quota) => {
+      next += quota;
+      return next - quota;
+    });
+    const ring = buildRing({
+      target: options.target,
+      mix: { SET: 1, GET: 0, INCR: 0, PING: 0 },
+      keyspace: options.keyspace,
+      valueSize: options.valueSize,
+      minSlots: 1,
+      sequential: { from, count },
+    });
+    const generator = new LoadGenerator({
+      target: options.target,
+      host: options.host,
+      port: options.port,
+      pipeline: Math.min(Math.max(options.pipeline, 16), count),
+      firstConn: 0,
+      conns,
+      totalConns: conns,
+      quotas,
+      cursors,
+      warmupMs: 0,
+      durationMs: null,
+      timeoutMs: options.timeoutSeconds * 1000,
+      ring,
+    });
+    await generator.connect();
+    const result = await generator.run();
+    const failed = Object.entries(result.errors);
+    if (failed.length > 0) {
+      const codes = failed.map(([code, n]) => `${code} ${n}`).join(', ');
+      throw new BenchError(`--prefill: SETs failed (${codes}); the server refused the key pattern or values`);
+    }
+  }
+}
+
 /** Run one benchmark: build the requests, connect every connection, drive the load, merge the results. */
 export async function runBench(options: BenchOptions, hooks: RunHooks = {}): Promise<BenchReport> {
+  if (options.prefill) await prefill(options);
   const cores = availableParallelism();
   const conns = options.requests === null ? options.conns : Math.min(options.conns, options.requests);
   const wanted = options.threads === 'auto' ? autoThreads(options, cores) : options.threads;

@@ -105,6 +105,8 @@ export interface RingSpec {
   readonly seed?: number;
   /** Upper bound on the ring's bytes; large values get fewer slots. */
   readonly maxBytes?: number;
+  /** Instead of random keys: exactly these key ids, in order (the `--prefill` pass). */
+  readonly sequential?: { readonly from: number; readonly count: number };
 }
 
 const DEFAULT_RING_BYTES = 64 * 1024 * 1024;
@@ -127,7 +129,8 @@ export function buildRing(spec: RingSpec): Ring {
   for (const action of ACTIONS) lineBytes.set(action, Buffer.byteLength(encode(action, keys.key(0), value)));
   const average = picks.reduce((sum, a) => sum + lineBytes.get(a)!, 0) / picks.length;
   const byBytes = Math.floor((spec.maxBytes ?? DEFAULT_RING_BYTES) / average);
-  const count = Math.max(spec.minSlots, Math.min(Math.max(spec.keyspace, MIN_SLOTS), byBytes));
+  const count =
+    spec.sequential?.count ?? Math.max(spec.minSlots, Math.min(Math.max(spec.keyspace, MIN_SLOTS), byBytes));
 
   const random = xorshift32(spec.seed ?? 0x5eed);
   const chosen = new Uint8Array(count);
@@ -137,7 +140,7 @@ export function buildRing(spec: RingSpec): Ring {
   for (let i = 0; i < count; i++) {
     const action = picks[random() % picks.length]!;
     chosen[i] = ACTIONS.indexOf(action);
-    ids[i] = random() % spec.keyspace;
+    ids[i] = spec.sequential ? spec.sequential.from + i : random() % spec.keyspace;
     offsets[i] = total;
     total += lineBytes.get(action)!;
   }

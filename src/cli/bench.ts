@@ -55,6 +55,7 @@ interface BenchFlags {
   valueSize: number;
   threads: number | 'auto';
   timeout: number;
+  prefill?: boolean;
   json?: boolean;
 }
 
@@ -75,6 +76,7 @@ export function benchOptions(flags: BenchFlags): BenchOptions {
     valueSize: flags.valueSize,
     threads: flags.threads,
     timeoutSeconds: flags.timeout,
+    prefill: flags.prefill === true,
   };
 }
 
@@ -124,6 +126,7 @@ export function registerBench(program: Command): void {
       'auto' as number | 'auto',
     )
     .option('--timeout <seconds>', 'fail when no reply arrives for this long', seconds(0.1), 10)
+    .option('--prefill', 'SET every key once before measuring, so GETs hit (not measured)')
     .option('--json', 'print one JSON object (stable field names) instead of the table')
     .addHelpText(
       'after',
