@@ -57,7 +57,10 @@ export function newHistogram(): Histogram {
   });
 }
 
-const READ_BUFFER_BYTES = 64 * 1024;
+/** Per-connection read buffer: 64 KiB, shrinking with many connections (at most ~32 MiB per thread). */
+function readBufferBytes(conns: number): number {
+  return Math.max(4096, Math.min(64 * 1024, Math.floor((32 * 1024 * 1024) / conns)));
+}
 
 const CONNECT_HINTS: Record<string, string> = {
   ECONNREFUSED: 'connection refused (is the server running? check --host and --port)',
@@ -175,7 +178,7 @@ export class LoadGenerator {
           noDelay: true,
           // One read buffer per connection, reused: no allocation per read.
           onread: {
-            buffer: Buffer.allocUnsafe(READ_BUFFER_BYTES),
+            buffer: Buffer.allocUnsafe(readBufferBytes(conns)),
             callback: (nread, buf) => {
               this.#onRead(conn, nread, buf as Buffer);
               return true;

@@ -155,8 +155,13 @@ export function formatReport(report: BenchReport): string {
     lines.push(
       '',
       `  warning: the load generator looks saturated (${g.cpuPercent.toFixed(0)}% CPU, a thread ${(g.eventLoopUtilization * 100).toFixed(0)}% busy):`,
-      '  these numbers may measure the generator, not the server. Try --threads, or run the',
-      '  generator on another machine; on a small machine it competes with the server for cores.',
+      '  these numbers may measure the generator, not the server.',
+      g.cores <= report.threads + 1
+        ? `  This machine has ${g.cores} cores: the generator and the server already fill them, so more`
+        : '  Try more --threads (each owns a share of the connections), or run the generator on',
+      g.cores <= report.threads + 1
+        ? '  --threads will not help; run the generator on another machine to measure the server alone.'
+        : '  another machine.',
     );
   }
   if (report.target === 'caretkv' && (report.errors.byCode.KEY_NOT_FOUND ?? 0) > 0) {
