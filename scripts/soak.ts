@@ -1,0 +1,523 @@
+/**
+ * Soak: mixed load against a measured server for a long time, sampling the server's RSS, heap
+ * (after a forced GC), open fds and event-loop delay every few seconds; fails when any of them
+ * trends upward, when the loop stalls, or when any client sees a wrong answer.
+ *
+ *   npm run soak -- --minutes 30 [--seed N] [--sample-seconds 5] [--kv-clients 6] [--stall-ms 1000]
+ *
+ * Load (all over loopback, against a server in a child process, see harness.ts):
+ * - KV clients: pipelined batches of SET/GET/DEL/EXISTS/INCR/MGET/MSET/KEYS/COUNT/EXPIRE/TTL on
+ *   keys only that client writes, checked against a local model (every GET, every INCR, every
+ *   DEL's KEY_NOT_FOUND), plus TTL'd keys that expire on their own (churn in the expiry queue).
+ * - A bad-input client: garbage lines, each of which must get its error, then a PING to prove the
+ *   stream is still aligned.
+ * - A churn client: connect, PING, close (FIN or RST), over and over.
+ * - Pub/sub and observe: EXTENSION POINT, see `pubsubWorker` below.
+ *
+ * Trend test (robust to noise and to the odd GC): after a warm-up (the first 20% of samples), the
+ * median of the last third must not exceed the median of the first third by more than a relative
+ * plus an absolute tolerance (per metric, see TRENDS). A least-squares slope per minute is
+ * reported alongside, as a figure, not a verdict.
+ */
+import { parseArgs } from 'node:util';
+import {
+  info,
+  LineClient,
+  median,
+  mib,
+  Rng,
+  randomSeed,
+  type ServerSample,
+  startProbedServer,
+} from './harness.js';
+
+export interface SoakOptions {
+  seconds: number;
+  seed?: number;
+  sampleSeconds?: number;
+  kvClients?: number;
+  /** A loop-delay window whose max exceeds this fails the soak. */
+  stallMs?: number;
+  /** Progress lines (one per sample) go here. */
+  log?: (line: string) => void;
+}
+
+export interface Trend {
+  metric: keyof ServerSample;
+  firstMedian: number;
+  lastMedian: number;
+  limit: number;
+  slopePerMinute: number;
+  ok: boolean;
+}
+
+export interface SoakReport {
+  ok: boolean;
+  seed: number;
+  seconds: number;
+  failures: string[];
+  samples: (ServerSample & { t: number })[];
+  trends: Trend[];
+  totals: {
+    requests: number;
+    kvRequests: number;
+    badLines: number;
+    churnConnections: number;
+    pubsub: string;
+  };
+  worstLoopMaxMs: number;
+  exit: { code: number | null; signal: string | null };
+}
+
+/** Per metric: the last third's median may exceed the first third's by `rel` (fraction) + `abs`. */
+const TRENDS: { metric: keyof ServerSample; rel: number; abs: number }[] = [
+  { metric: 'rss', rel: 0.15, abs: 24 * 1048576 },
+  { metric: 'heapUsed', rel: 0.15, abs: 8 * 1048576 },
+  { metric: 'fds', rel: 0, abs: 8 },
+  { metric: 'loopP99Ms', rel: 1, abs: 20 },
+];
+
+const MAX_FAILURES = 20;
+
+class Failures {
+  readonly list: string[] = [];
+  add(message: string): void {
+    if (this.list.length < MAX_FAILURES) this.list.push(message);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Workers
+
+interface Worker {
+  run(): Promise<void>;
+  requests: number;
+}
+
+/**
+ * A client that owns the keys `soak^w<n>^*` and checks every answer against a local model.
+ * Values vary in size so the allocator sees a realistic mix.
+ */
+class KvWorker implements Worker {
+  requests = 0;
+  private readonly model = new Map<string, string>();
+  private counter = 0;
+  private readonly ns: string;
+
+  constructor(
+    readonly n: number,
+    private readonly port: number,
+    private readonly rng: Rng,
+    private readonly running: () => boolean,
+    private readonly failures: Failures,
+  ) {
+    this.ns = `soak^w${n}`;
+  }
+
+  private key(): string {
+    return `${this.ns}^k${this.rng.int(0, 999)}`;
+  }
+
+  private value(): string {
+    const size = this.rng.pick([8, 40, 200, 1000, 4000]);
+    return `v${this.rng.u32().toString(36)}${'x'.repeat(this.rng.int(0, size))}`;
+  }
+
+  async run(): Promise<void> {
+    const client = await LineClient.open(this.port);
+    try {
+      // A fresh start: the model begins empty, so must the namespace.
+      await client.request({ action: 'DROP', namespace: this.ns });
+      while (this.running()) await this.batch(client);
+    } finally {
+      client.close();
+    }
+  }
+
+  private async batch(client: LineClient): Promise<void> {
+    const rng = this.rng;
+    const requests: object[] = [];
+    const checks: ((res: { ok?: boolean; result?: unknown; error?: { code: string } }) => string | null)[] =
+      [];
+    const model = this.model;
+    for (let i = 0; i < 32; i++) {
+      const roll = rng.int(0, 99);
+      if (roll < 30) {
+        const key = this.key();
+        const value = this.value();
+        requests.push({ action: 'SET', key, value });
+        model.set(key, value);
+        checks.push((r) => (r.ok && r.result === true ? null : `SET ${key}`));
+      } else if (roll < 60) {
+        const key = this.key();
+        const expected = model.get(key);
+        requests.push({ action: 'GET', key });
+        checks.push((r) =>
+          expected === undefined
+            ? r.error?.code === 'KEY_NOT_FOUND'
+              ? null
+              : `GET ${key}: expected KEY_NOT_FOUND`
+            : r.ok && r.result === expected
+              ? null
+              : `GET ${key}: wrong value`,
+        );
+      } else if (roll < 67) {
+        const key = this.key();
+        const existed = model.delete(key);
+        requests.push({ action: 'DEL', key });
+        checks.push((r) =>
+          (existed ? r.ok === true : r.error?.code === 'KEY_NOT_FOUND')
+            ? null
+            : `DEL ${key}: existed=${existed}`,
+        );
+      } else if (roll < 72) {
+        const key = this.key();
+        const exists = model.has(key);
+        requests.push({ action: 'EXISTS', key });
+        checks.push((r) => (r.ok && r.result === exists ? null : `EXISTS ${key}`));
+      } else if (roll < 80) {
+        const by = rng.int(-5, 10);
+        this.counter += by;
+        const expected = this.counter;
+        requests.push({ action: 'INCR', key: `${this.ns}^counter`, by });
+        checks.push((r) => (r.ok && r.result === expected ? null : `INCR: expected ${expected}`));
+      } else if (roll < 85) {
+        const keys = Array.from({ length: 10 }, () => this.key());
+        const expected: Record<string, string> = {};
+        for (const k of keys) {
+          const v = model.get(k);
+          if (v !== undefined) expected[k] = v;
+        }
+        requests.push({ action: 'MGET', keys });
+        checks.push((r) =>
+          r.ok && JSON.stringify(r.result) === JSON.stringify(expected) ? null : 'MGET: wrong values',
+        );
+      } else if (roll < 89) {
+        const entries: Record<string, string> = {};
+        for (let j = 0; j < 5; j++) entries[this.key()] = this.value();
+        for (const [k, v] of Object.entries(entries)) model.set(k, v);
+        requests.push({ action: 'MSET', entries });
+        checks.push((r) => (r.ok ? null : 'MSET failed'));
+      } else if (roll < 94) {
+        // Keys with a short TTL outside the model: they come and go on their own.
+        const ttl = rng.int(20, 3000);
+        requests.push({ action: 'SET', key: `soak^ttl^w${this.n}^t${rng.int(0, 4999)}`, value: 1, ttl });
+        checks.push((r) => (r.ok ? null : 'SET with ttl failed'));
+      } else if (roll < 97) {
+        requests.push({ action: 'KEYS', namespace: this.ns, limit: rng.int(1, 200) });
+        checks.push((r) => (r.ok ? null : 'KEYS failed'));
+      } else {
+        const expected = model.size + (this.counterWritten ? 1 : 0);
+        requests.push({ action: 'COUNT', namespace: this.ns });
+        checks.push((r) =>
+          r.ok && r.result === expected ? null : `COUNT: expected ${expected}, got ${r.result}`,
+        );
+      }
+      if ((requests[requests.length - 1] as { action: string }).action === 'INCR') this.counterWritten = true;
+    }
+    client.send(...requests);
+    const lines = await client.take(requests.length);
+    this.requests += requests.length;
+    for (let i = 0; i < lines.length; i++) {
+      const problem = checks[i]!(JSON.parse(lines[i]!));
+      if (problem) this.failures.add(`kv worker ${this.n}: ${problem} (response ${lines[i]!.slice(0, 200)})`);
+    }
+  }
+
+  private counterWritten = false;
+}
+
+/** Lines that must each get an error (and never close the connection). */
+function badLine(rng: Rng): Buffer {
+  switch (rng.int(0, 9)) {
+    case 0:
+      return Buffer.from('{"action":"SET","key":');
+    case 1:
+      return Buffer.from(`${'['.repeat(rng.int(65, 5000))}`);
+    case 2:
+      return Buffer.from('{"action":"NOPE"}');
+    case 3:
+      return Buffer.from('{"action":"GET","key":"a^^b"}');
+    case 4:
+      return Buffer.from('{"action":"SET","key":"x","value":1,"__proto__":{"p":1}}');
+    case 5:
+      return Buffer.from([0x7b, 0xff, 0xfe, 0x22, 0x7d]);
+    case 6:
+      return Buffer.from(`{"action":"SET","key":"${'k'.repeat(rng.int(1, 3000))}","value":1,"ttl":-1}`);
+    case 7:
+      return Buffer.from('[1,2,3]');
+    case 8: {
+      // Random printable garbage (no newline).
+      const bytes = Buffer.alloc(rng.int(1, 300));
+      for (let i = 0; i < bytes.length; i++) bytes[i] = rng.int(0x20, 0x7e);
+      return bytes;
+    }
+    default: {
+      const bytes = Buffer.alloc(rng.int(1, 300));
+      for (let i = 0; i < bytes.length; i++) {
+        let b = rng.int(0, 255);
+        if (b === 0x0a || b === 0x0d) b = 0x20;
+        bytes[i] = b;
+      }
+      // Make sure it cannot be valid JSON by accident (a lone digit would be BAD_REQUEST, still an error).
+      return bytes;
+    }
+  }
+}
+
+class BadInputWorker implements Worker {
+  requests = 0;
+  lines = 0;
+
+  constructor(
+    private readonly port: number,
+    private readonly rng: Rng,
+    private readonly running: () => boolean,
+    private readonly failures: Failures,
+  ) {}
+
+  async run(): Promise<void> {
+    const client = await LineClient.open(this.port);
+    try {
+      while (this.running()) {
+        const n = this.rng.int(1, 20);
+        const parts: Buffer[] = [];
+        for (let i = 0; i < n; i++) parts.push(badLine(this.rng), Buffer.from('\n'));
+        parts.push(Buffer.from('{"action":"PING","id":"align"}\n'));
+        client.socket.write(Buffer.concat(parts));
+        const lines = await client.take(n + 1);
+        this.lines += n;
+        this.requests += n + 1;
+        for (let i = 0; i < n; i++) {
+          const res = JSON.parse(lines[i]!) as { ok?: boolean };
+          if (res.ok !== false) this.failures.add(`bad input got a non-error: ${lines[i]!.slice(0, 200)}`);
+        }
+        if (lines[n] !== '{"id":"align","ok":true,"result":"PONG"}') {
+          this.failures.add(`bad-input stream misaligned: ${lines[n]!.slice(0, 200)}`);
+        }
+      }
+    } finally {
+      client.close();
+    }
+  }
+}
+
+class ChurnWorker implements Worker {
+  requests = 0;
+  connections = 0;
+
+  constructor(
+    private readonly port: number,
+    private readonly rng: Rng,
+    private readonly running: () => boolean,
+    private readonly failures: Failures,
+  ) {}
+
+  async run(): Promise<void> {
+    while (this.running()) {
+      const client = await LineClient.open(this.port);
+      this.connections++;
+      try {
+        const res = await client.request({ action: 'PING' });
+        this.requests++;
+        if (res.result !== 'PONG') this.failures.add(`churn PING: ${JSON.stringify(res)}`);
+      } finally {
+        if (this.rng.chance(0.5)) client.socket.resetAndDestroy();
+        else client.socket.end();
+      }
+      // About 50 connections a second: churn, not a flood (test/faults.test.ts does floods).
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+}
+
+/**
+ * EXTENSION POINT (pub/sub, observe): the broker exists in src/pubsub/ but no SUBSCRIBE /
+ * PUBLISH / OBSERVE action is in the command table yet. When they land, add a worker here that
+ * keeps N subscribers (some pattern, some observing `soak^w*` keys) and a publisher, and checks
+ * that every subscriber receives every message in order; push lines carry `event`, never `ok`.
+ * Until then the soak reports `pubsub: "not available"`, detected from HELP at start.
+ */
+async function pubsubWorker(port: number): Promise<{ status: string; worker: Worker | null }> {
+  const client = await LineClient.open(port);
+  try {
+    const res = await client.request<{ action: string }[]>({ action: 'HELP' });
+    const actions = new Set((res.result ?? []).map((a) => a.action));
+    if (!actions.has('PUBLISH') || !actions.has('SUBSCRIBE')) {
+      return { status: 'not available (no PUBLISH/SUBSCRIBE action yet)', worker: null };
+    }
+    return { status: 'available but not yet exercised by the soak (extension point)', worker: null };
+  } finally {
+    client.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Analysis
+
+function slopePerMinute(points: { t: number; v: number }[]): number {
+  const n = points.length;
+  if (n < 2) return 0;
+  const mt = points.reduce((s, p) => s + p.t, 0) / n;
+  const mv = points.reduce((s, p) => s + p.v, 0) / n;
+  let num = 0;
+  let den = 0;
+  for (const p of points) {
+    num += (p.t - mt) * (p.v - mv);
+    den += (p.t - mt) ** 2;
+  }
+  return den === 0 ? 0 : (num / den) * 60_000;
+}
+
+export function analyse(samples: (ServerSample & { t: number })[]): Trend[] {
+  const warm = samples.slice(Math.max(1, Math.floor(samples.length * 0.2)));
+  const third = Math.max(1, Math.floor(warm.length / 3));
+  return TRENDS.map(({ metric, rel, abs }) => {
+    const values = warm.map((s) => s[metric] as number);
+    const firstMedian = median(values.slice(0, third));
+    const lastMedian = median(values.slice(-third));
+    const limit = firstMedian * (1 + rel) + abs;
+    return {
+      metric,
+      firstMedian,
+      lastMedian,
+      limit,
+      slopePerMinute: slopePerMinute(warm.map((s) => ({ t: s.t, v: s[metric] as number }))),
+      ok: !(lastMedian > limit),
+    };
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The run
+
+export async function runSoak(options: SoakOptions): Promise<SoakReport> {
+  const seed = options.seed ?? randomSeed();
+  const rng = new Rng(seed);
+  const sampleMs = (options.sampleSeconds ?? 5) * 1000;
+  const stallMs = options.stallMs ?? 1000;
+  const log = options.log ?? (() => {});
+  const failures = new Failures();
+  const samples: (ServerSample & { t: number })[] = [];
+  log(`soak: seed ${seed}, ${options.seconds} s, sample every ${sampleMs / 1000} s`);
+
+  const server = await startProbedServer({ config: { idleTimeout: 60 } });
+  let exit: { code: number | null; signal: string | null } = { code: null, signal: null };
+  let workers: Worker[] = [];
+  let churn: ChurnWorker | undefined;
+  let bad: BadInputWorker | undefined;
+  let pubsub = 'unknown';
+  try {
+    const pubsubProbe = await pubsubWorker(server.port);
+    pubsub = pubsubProbe.status;
+    const started = Date.now();
+    const deadline = started + options.seconds * 1000;
+    const running = () => Date.now() < deadline && failures.list.length < MAX_FAILURES;
+    const kv = Array.from(
+      { length: options.kvClients ?? 6 },
+      (_, i) => new KvWorker(i, server.port, rng.fork(), running, failures),
+    );
+    bad = new BadInputWorker(server.port, rng.fork(), running, failures);
+    churn = new ChurnWorker(server.port, rng.fork(), running, failures);
+    workers = [...kv, bad, churn];
+    if (pubsubProbe.worker) workers.push(pubsubProbe.worker);
+
+    const runs = workers.map((w) =>
+      w.run().catch((err: unknown) => failures.add(`worker failed: ${(err as Error).message}`)),
+    );
+    await server.sample(); // start the first loop window now
+    while (running()) {
+      await new Promise((resolve) =>
+        setTimeout(resolve, Math.min(sampleMs, Math.max(0, deadline - Date.now()))),
+      );
+      const s = await server.sample({ gc: true });
+      samples.push({ ...s, t: Date.now() - started });
+      const requests = workers.reduce((sum, w) => sum + w.requests, 0);
+      log(
+        `t=${Math.round((Date.now() - started) / 1000)}s rss=${mib(s.rss)}MiB heap=${mib(s.heapUsed)}MiB ` +
+          `fds=${s.fds} loopMax=${s.loopMaxMs}ms p99=${s.loopP99Ms}ms conns=${s.connections} requests=${requests}`,
+      );
+      if (s.loopMaxMs > stallMs) failures.add(`event loop stalled ${s.loopMaxMs} ms (limit ${stallMs} ms)`);
+    }
+    await Promise.all(runs);
+
+    // The server is still healthy afterwards and saw no fault of its own.
+    const control = await LineClient.open(server.port);
+    try {
+      const ping = await control.request({ action: 'PING' });
+      if (ping.result !== 'PONG') failures.add(`PING after the soak: ${JSON.stringify(ping)}`);
+      const stats = await info(control);
+      if (stats.errors.byCode.INTERNAL) failures.add(`${stats.errors.byCode.INTERNAL} INTERNAL errors`);
+    } finally {
+      control.close();
+    }
+    for (const record of server.problems.filter((r) => (r.level as number) >= 50)) {
+      failures.add(`server logged an error: ${JSON.stringify(record).slice(0, 300)}`);
+    }
+  } catch (err) {
+    failures.add(`soak aborted: ${(err as Error).stack ?? String(err)}`);
+  } finally {
+    exit = await server.stop();
+  }
+  if (exit.code !== 0) failures.add(`server exited with ${exit.code ?? exit.signal} on SIGTERM`);
+
+  const trends = samples.length >= 6 ? analyse(samples) : [];
+  if (samples.length < 6) failures.add(`only ${samples.length} samples: too short to judge a trend`);
+  for (const t of trends.filter((t) => !t.ok)) {
+    failures.add(
+      `${t.metric} trends upward: median ${t.firstMedian} -> ${t.lastMedian} (limit ${Math.round(t.limit)})`,
+    );
+  }
+  const kvRequests = workers.filter((w) => w instanceof KvWorker).reduce((s, w) => s + w.requests, 0);
+  return {
+    ok: failures.list.length === 0,
+    seed,
+    seconds: options.seconds,
+    failures: failures.list,
+    samples,
+    trends,
+    totals: {
+      requests: workers.reduce((s, w) => s + w.requests, 0),
+      kvRequests,
+      badLines: bad?.lines ?? 0,
+      churnConnections: churn?.connections ?? 0,
+      pubsub,
+    },
+    worstLoopMaxMs: Math.max(0, ...samples.map((s) => s.loopMaxMs)),
+    exit,
+  };
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      minutes: { type: 'string', default: '1' },
+      seed: { type: 'string' },
+      'sample-seconds': { type: 'string', default: '5' },
+      'kv-clients': { type: 'string', default: '6' },
+      'stall-ms': { type: 'string', default: '1000' },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  const minutes = Number(values.minutes);
+  if (!(minutes > 0)) throw new Error('--minutes: must be a positive number');
+  const report = await runSoak({
+    seconds: minutes * 60,
+    ...(values.seed !== undefined && { seed: Number(values.seed) }),
+    sampleSeconds: Number(values['sample-seconds']),
+    kvClients: Number(values['kv-clients']),
+    stallMs: Number(values['stall-ms']),
+    log: (line) => console.log(line),
+  });
+  const { samples, ...summary } = report;
+  console.log(JSON.stringify(values.json ? report : { ...summary, sampleCount: samples.length }, null, 2));
+  console.log(report.ok ? 'soak: PASS' : `soak: FAIL (seed ${report.seed})`);
+  process.exitCode = report.ok ? 0 : 1;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  main().catch((err: unknown) => {
+    console.error(err);
+    process.exitCode = 1;
+  });
+}
