@@ -31,12 +31,12 @@ function refusal(result: unknown): string {
 function naive(patternText: string, channel: string, reserved: boolean): boolean {
   const segs = patternText.split('^');
   if (reserved && channel.startsWith('$') && (segs[0] === '*' || segs[0] === '>')) return false;
-  const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const quoteRegex = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   const body = segs
     .map((s, i) => {
       if (s === '*') return '[^^]+';
       if (s === '>' && i === segs.length - 1) return '[^^]+(\\^[^^]+)*';
-      return escape(s);
+      return quoteRegex(s);
     })
     .join('\\^');
   return new RegExp(`^${body}$`, 's').test(channel);

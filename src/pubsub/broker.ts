@@ -1,0 +1,444 @@
+/**
+ * The broker: channel subscriptions, key observations, publishing and change fan-out.
+ * It knows nothing of the wire: commands (src/commands/pubsub.ts) call it with a connection's
+ * `RemoteSubscriber`, the embedding program reaches it through `broker.pubsub` (local.ts), and
+ * the store feeds it through `onStoreChange`.
+ *
+ * Delivery is synchronous and in publish order: a publish returns after every matching
+ * subscriber's push was written to its connection (or dropped by its bound), so messages from one
+ * publisher on one channel arrive in publish order, at most once. A subscriber with several
+ * matching patterns receives one push per pattern (each names its pattern, as Redis does); a
+ * change reaches each observer once, whatever number of its patterns match.
+ *
+ * Safe iteration: the matches are collected first, then delivered; a subscription removed
+ * meanwhile (a handler unsubscribing itself or another, a slow subscriber disconnected) is
+ * marked inactive and skipped. A handler may publish (or write to the store) re-entrantly.
+ *
+ * DROP: the store reports one `drop` with the namespace path rather than one change per key.
+ * Observers whose pattern could match any key below that namespace (`users^>`, `users^*`,
+ * `users^42`, `*^42`, `>` for a DROP of `users`) receive one change with `op: "drop"` and
+ * `key` set to the namespace, and no value; observers of the namespace's own path or of other
+ * subtrees receive nothing.
+ */
+import { type Logger, pino } from 'pino';
+import { LogLimiter } from '../log.js';
+import type { ChangeListener, ChangeOp, JsonText } from '../store/store.js';
+import type { Connection } from '../transport/types.js';
+import {
+  type BrokerLimits,
+  type Publisher,
+  PubSubRefusal,
+  REFUSAL_CODES,
+  type RefusalCode,
+  resolveLimits,
+  TokenBucket,
+} from './limits.js';
+import { PubSub } from './local.js';
+import {
+  channelRules,
+  isReserved,
+  isSystemChannel,
+  KEY_PATTERN_RULES,
+  type PathRules,
+  type Pattern,
+  PatternError,
+  parseChannel,
+  parsePattern,
+  SYSTEM_SEGMENT,
+} from './pattern.js';
+import { type OutputCounters, type PushSink, RemoteSubscriber } from './remote.js';
+import { Change, DELIVERED, GONE, Message, type Subscriber, Subscription } from './subscriber.js';
+import { SubscriptionIndex } from './trie.js';
+
+export interface BrokerOptions {
+  limits?: Partial<BrokerLimits>;
+  /** For in-process handler faults and system events; silent by default. */
+  logger?: Logger;
+  /** Clock for rate limits, in milliseconds. */
+  now?: () => number;
+}
+
+export interface BrokerStats {
+  /** Connections and in-process handlers holding at least one subscription or observation. */
+  subscribers: number;
+  /** Channel subscriptions (a subscriber's distinct patterns). */
+  subscriptions: number;
+  /** Key observations. */
+  observations: number;
+  /** Publishes accepted (system ones included). */
+  publishes: number;
+  /** Message pushes written (one per matching subscription). */
+  messagesDelivered: number;
+  /** Change pushes written (one per observer per change). */
+  changesDelivered: number;
+  /** Pushes dropped by the `drop` policy. */
+  dropped: number;
+  /** Subscribers closed by the `disconnect` policy. */
+  slowDisconnected: number;
+  /** Refused requests by code. */
+  refused: Record<RefusalCode, number>;
+}
+
+/** `from` of messages the server itself (or the embedding program) publishes. */
+export const SERVER_FROM = '$server';
+
+const SERVER: Publisher = {
+  from: SERVER_FROM,
+  fromJson: JSON.stringify(SERVER_FROM),
+  rate: undefined,
+  refused() {},
+};
+
+/** Which family a subscription belongs to: its map on the subscriber, its index, its rules. */
+interface Family {
+  readonly index: SubscriptionIndex<Subscription>;
+  readonly rules: PathRules;
+  readonly code: RefusalCode;
+  readonly mapOf: (s: Subscriber) => Map<string, Subscription>;
+}
+
+/** `channels[]` -> `channels[i]` (or `channels` without an index); other names stay as they are. */
+function fieldName(field: string, i?: number): string {
+  if (!field.endsWith('[]')) return field;
+  const base = field.slice(0, -2);
+  return i === undefined ? base : `${base}[${i}]`;
+}
+
+const channelsOf = (s: Subscriber): Map<string, Subscription> => s.channels;
+const keysOf = (s: Subscriber): Map<string, Subscription> => s.keys;
+
+export class Broker {
+  readonly limits: BrokerLimits;
+  readonly log: Logger;
+  /** The in-process API (`server.pubsub`). */
+  readonly pubsub: PubSub;
+  readonly #channels: Family;
+  readonly #keys: Family;
+  readonly #remotes = new WeakMap<object, RemoteSubscriber>();
+  readonly #now: () => number;
+  readonly #output: OutputCounters = { dropped: 0, slowDisconnected: 0 };
+  readonly #refused = Object.fromEntries(REFUSAL_CODES.map((c) => [c, 0])) as Record<RefusalCode, number>;
+  #subscribers = 0;
+  #publishes = 0;
+  #messagesDelivered = 0;
+  #changesDelivered = 0;
+  #changeStamp = 0;
+  /** Reused match buffer for the outermost delivery; re-entrant deliveries get their own. */
+  #scratch: Subscription[] = [];
+  #depth = 0;
+  readonly #faults: LogLimiter;
+
+  constructor(options: BrokerOptions = {}) {
+    this.limits = resolveLimits(options.limits);
+    this.log = options.logger ?? pino({ enabled: false });
+    this.#now = options.now ?? Date.now;
+    this.#faults = new LogLimiter(this.log);
+    this.#channels = {
+      index: new SubscriptionIndex({ reserved: true }),
+      rules: channelRules(this.limits.maxChannelLength),
+      code: 'BAD_CHANNEL',
+      mapOf: channelsOf,
+    };
+    this.#keys = {
+      index: new SubscriptionIndex({ reserved: false, prefixQueries: true }),
+      rules: KEY_PATTERN_RULES,
+      code: 'BAD_KEY',
+      mapOf: keysOf,
+    };
+    this.pubsub = new PubSub(this);
+  }
+
+  // ---- connections ------------------------------------------------------------------------------
+
+  /** The pub/sub side of a connection, created on first use. */
+  remote(conn: PushSink): RemoteSubscriber {
+    let remote = this.#remotes.get(conn);
+    if (remote === undefined) {
+      const rate =
+        this.limits.maxPublishRate > 0 ? new TokenBucket(this.limits.maxPublishRate, this.#now) : undefined;
+      remote = new RemoteSubscriber(conn, this.limits, this.#output, rate);
+      this.#remotes.set(conn, remote);
+    }
+    return remote;
+  }
+
+  /** The connection closed: all its subscriptions and observations go at once. */
+  connectionClosed(conn: Connection | PushSink): void {
+    const remote = this.#remotes.get(conn);
+    if (remote === undefined) return;
+    this.#remotes.delete(conn);
+    this.release(remote);
+  }
+
+  /** The connection's output drained: a subscriber that lost pushes hears about it now. */
+  connectionDrained(conn: Connection | PushSink): void {
+    this.#remotes.get(conn)?.drain();
+  }
+
+  // ---- subscriptions ----------------------------------------------------------------------------
+
+  /**
+   * Adds channel patterns (all or none). Patterns already held are kept once. Returns how many
+   * channel patterns the subscriber now holds. `field` names the request field in messages
+   * (`channels[]` names each element: `channels[2]`).
+   */
+  subscribe(
+    subscriber: Subscriber,
+    patterns: readonly string[],
+    field = 'channels[]',
+  ): number | PubSubRefusal {
+    return this.#add(this.#channels, subscriber, patterns, field);
+  }
+
+  /** Removes the given channel patterns (all when omitted). Returns how many remain. */
+  unsubscribe(
+    subscriber: Subscriber,
+    patterns?: readonly string[],
+    field = 'channels[]',
+  ): number | PubSubRefusal {
+    return this.#remove(this.#channels, subscriber, patterns, field);
+  }
+
+  /** Adds key patterns (all or none). Returns how many key patterns the subscriber now holds. */
+  observe(subscriber: Subscriber, patterns: readonly string[], field = 'keys[]'): number | PubSubRefusal {
+    return this.#add(this.#keys, subscriber, patterns, field);
+  }
+
+  /** Removes the given key patterns (all when omitted). Returns how many remain. */
+  unobserve(subscriber: Subscriber, patterns?: readonly string[], field = 'keys[]'): number | PubSubRefusal {
+    return this.#remove(this.#keys, subscriber, patterns, field);
+  }
+
+  /** Removes every subscription and observation of a subscriber. */
+  release(subscriber: Subscriber): void {
+    const had = subscriber.channels.size + subscriber.keys.size;
+    if (had === 0) return;
+    for (const sub of subscriber.channels.values()) this.#drop(this.#channels, sub);
+    for (const sub of subscriber.keys.values()) this.#drop(this.#keys, sub);
+    subscriber.channels.clear();
+    subscriber.keys.clear();
+    this.#activeChanged(subscriber, false);
+  }
+
+  #add(
+    family: Family,
+    subscriber: Subscriber,
+    inputs: readonly string[],
+    field: string,
+  ): number | PubSubRefusal {
+    const map = family.mapOf(subscriber);
+    const parsed: Pattern[] = [];
+    let fresh = 0;
+    for (let i = 0; i < inputs.length; i++) {
+      const pattern = parsePattern(inputs[i]!, family.rules, fieldName(field, i));
+      if (pattern instanceof PatternError) return this.#refuse(subscriber, family.code, pattern.message);
+      if (!map.has(pattern.text) && !parsed.some((p) => p.text === pattern.text)) fresh++;
+      parsed.push(pattern);
+    }
+    const before = subscriber.channels.size + subscriber.keys.size;
+    if (subscriber.limited && before + fresh > this.limits.maxSubscriptions) {
+      return this.#refuse(
+        subscriber,
+        'TOO_MANY_SUBSCRIPTIONS',
+        `${fieldName(field)}: this connection would hold ${before + fresh} subscriptions and observations, over the limit of ${this.limits.maxSubscriptions} (unsubscribe some, use a wildcard pattern, or raise --max-subscriptions)`,
+      );
+    }
+    for (const pattern of parsed) {
+      if (map.has(pattern.text)) continue;
+      const sub = new Subscription(subscriber, pattern, JSON.stringify(pattern.text));
+      map.set(pattern.text, sub);
+      family.index.add(pattern, sub);
+    }
+    if (before === 0 && fresh > 0) this.#activeChanged(subscriber, true);
+    return map.size;
+  }
+
+  #remove(
+    family: Family,
+    subscriber: Subscriber,
+    inputs: readonly string[] | undefined,
+    field: string,
+  ): number | PubSubRefusal {
+    const map = family.mapOf(subscriber);
+    const before = subscriber.channels.size + subscriber.keys.size;
+    if (inputs === undefined) {
+      for (const sub of map.values()) this.#drop(family, sub);
+      map.clear();
+    } else {
+      // Validate all first: a malformed pattern could never have been subscribed, so it is a typo
+      // the client should hear about, and nothing is removed.
+      const texts: string[] = [];
+      for (let i = 0; i < inputs.length; i++) {
+        const pattern = parsePattern(inputs[i]!, family.rules, fieldName(field, i));
+        if (pattern instanceof PatternError) return this.#refuse(subscriber, family.code, pattern.message);
+        texts.push(pattern.text);
+      }
+      for (const text of texts) {
+        const sub = map.get(text);
+        if (sub === undefined) continue;
+        this.#drop(family, sub);
+        map.delete(text);
+      }
+    }
+    if (before > 0 && subscriber.channels.size + subscriber.keys.size === 0) {
+      this.#activeChanged(subscriber, false);
+    }
+    return map.size;
+  }
+
+  #drop(family: Family, sub: Subscription): void {
+    sub.active = false;
+    family.index.remove(sub.pattern, sub);
+  }
+
+  #activeChanged(subscriber: Subscriber, active: boolean): void {
+    this.#subscribers += active ? 1 : -1;
+    subscriber.activeChanged(active);
+  }
+
+  // ---- publishing -------------------------------------------------------------------------------
+
+  /**
+   * Publishes JSON text on a channel. Returns how many pushes were delivered (dropped ones do
+   * not count), or why the publish was refused: RATE_LIMITED, BAD_CHANNEL, NOPERM (a `$` channel),
+   * MESSAGE_TOO_LARGE.
+   */
+  publish(channel: string, json: JsonText, publisher: Publisher): number | PubSubRefusal {
+    if (publisher.rate !== undefined && !publisher.rate.take()) {
+      return this.#refuse(
+        publisher,
+        'RATE_LIMITED',
+        `over ${this.limits.maxPublishRate} publishes per second on this connection; slow down or raise --max-publish-rate (the connection stays open)`,
+      );
+    }
+    const canonical = parseChannel(channel, this.#channels.rules);
+    if (typeof canonical !== 'string') return this.#refuse(publisher, 'BAD_CHANNEL', canonical.message);
+    if (isReserved(canonical)) {
+      return this.#refuse(
+        publisher,
+        'NOPERM',
+        `channel: ${JSON.stringify(canonical)} is reserved for the server (channels whose first segment starts with "$" take no client publishes)`,
+      );
+    }
+    const tooLarge = this.#messageTooLarge(json);
+    if (tooLarge !== undefined) return this.#refuse(publisher, 'MESSAGE_TOO_LARGE', tooLarge);
+    return this.#deliver(canonical, json, publisher);
+  }
+
+  /**
+   * Publishes as the server on a `$sys` channel (`$sys^shutdown`, `$sys^server^...`); `from` is
+   * `"$server"`. Only server code can call this: no command reaches it. Throws on a channel
+   * outside `$sys` (a programming error).
+   */
+  publishSystem(channel: string, json: JsonText): number {
+    const canonical = parseChannel(channel, this.#channels.rules);
+    if (typeof canonical !== 'string') throw new RangeError(canonical.message);
+    if (!isSystemChannel(canonical)) {
+      throw new RangeError(`publishSystem: ${JSON.stringify(canonical)} is not under ${SYSTEM_SEGMENT}`);
+    }
+    return this.#deliver(canonical, json, SERVER);
+  }
+
+  /** In-process publish (local.ts): server identity, no rate limit, same channel rules. */
+  publishLocal(channel: string, json: JsonText): number | PubSubRefusal {
+    return this.publish(channel, json, SERVER);
+  }
+
+  #messageTooLarge(json: JsonText): string | undefined {
+    const max = this.limits.maxMessageBytes;
+    // A UTF-16 unit is at most 3 UTF-8 bytes (a surrogate pair, 2 units, is 4) and at least 1: most
+    // messages are decided by their length alone, without counting bytes.
+    if (json.length * 3 <= max) return undefined;
+    const got = json.length > max ? `at least ${json.length}` : Buffer.byteLength(json);
+    if (typeof got === 'number' && got <= max) return undefined;
+    return `message: larger than ${max} bytes as JSON (got ${got}); publish a reference to the data instead, or raise --max-message-bytes`;
+  }
+
+  #deliver(channel: string, json: JsonText, publisher: Publisher): number {
+    this.#publishes++;
+    const matched = this.#depth === 0 ? this.#scratch : [];
+    this.#channels.index.match(channel, matched);
+    if (matched.length === 0) return 0;
+    const message = new Message(channel, json, publisher.from, publisher.fromJson);
+    let delivered = 0;
+    this.#depth++;
+    try {
+      for (let i = 0; i < matched.length; i++) {
+        const sub = matched[i]!;
+        if (!sub.active) continue;
+        const outcome = sub.subscriber.message(message, sub);
+        if (outcome === DELIVERED) delivered++;
+        else if (outcome === GONE) this.release(sub.subscriber);
+      }
+    } finally {
+      this.#depth--;
+      // Drop the references: the buffer must not keep released subscribers alive.
+      matched.length = 0;
+    }
+    this.#messagesDelivered += delivered;
+    return delivered;
+  }
+
+  // ---- observing --------------------------------------------------------------------------------
+
+  /** The store's change listener (pass to `store.onChange`). Costs one check while nobody observes. */
+  readonly onStoreChange: ChangeListener = (op: ChangeOp, key: string, value: JsonText | undefined): void => {
+    const index = this.#keys.index;
+    if (index.size === 0) return;
+    const matched = this.#depth === 0 ? this.#scratch : [];
+    if (op === 'drop') index.matchUnder(key, matched);
+    else index.match(key, matched);
+    if (matched.length === 0) return;
+    const change = new Change(key, op, value);
+    const stamp = ++this.#changeStamp;
+    let delivered = 0;
+    this.#depth++;
+    try {
+      for (let i = 0; i < matched.length; i++) {
+        const sub = matched[i]!;
+        const subscriber = sub.subscriber;
+        if (!sub.active || subscriber.changeStamp === stamp) continue;
+        subscriber.changeStamp = stamp;
+        const outcome = subscriber.change(change);
+        if (outcome === DELIVERED) delivered++;
+        else if (outcome === GONE) this.release(subscriber);
+      }
+    } finally {
+      this.#depth--;
+      matched.length = 0;
+    }
+    this.#changesDelivered += delivered;
+  };
+
+  // ---- refusals and stats -----------------------------------------------------------------------
+
+  #refuse(who: Publisher | Subscriber, code: RefusalCode, message: string): PubSubRefusal {
+    this.#refused[code]++;
+    if ('refused' in who) who.refused(code, message);
+    return new PubSubRefusal(code, message);
+  }
+
+  /** Logs a fault of an in-process handler (sampled: a handler throwing per message cannot flood). */
+  handlerFault(err: unknown, what: { channel?: string; key?: string; pattern?: string }): void {
+    this.#faults.log('error', { err, ...what }, 'pubsub handler threw; delivery to others continues');
+  }
+
+  stats(): BrokerStats {
+    return {
+      subscribers: this.#subscribers,
+      subscriptions: this.#channels.index.size,
+      observations: this.#keys.index.size,
+      publishes: this.#publishes,
+      messagesDelivered: this.#messagesDelivered,
+      changesDelivered: this.#changesDelivered,
+      dropped: this.#output.dropped,
+      slowDisconnected: this.#output.slowDisconnected,
+      refused: { ...this.#refused },
+    };
+  }
+
+  /** Index sizes for tests and INFO: they return exactly to their earlier values when subscribers leave. */
+  get indexNodes(): { channels: number; keys: number } {
+    return { channels: this.#channels.index.nodeCount, keys: this.#keys.index.nodeCount };
+  }
+}

@@ -1,0 +1,146 @@
+/**
+ * A connection's pub/sub side: its subscriptions and observations, the `seq` of its pushes, its
+ * output bound, and its publish rate.
+ *
+ * Bounded output. Pushes are written straight to the connection, never queued in JS: the bound is
+ * the connection's own pending output (`conn.pendingBytes`, which also counts responses). A push
+ * that would take pending output past `subscriberBuffer` is not written:
+ * - policy `drop`: it is counted; the next push that fits (or `drain()`, when the socket empties)
+ *   is preceded by `{"event":"gap","dropped":N}`. `seq` still advances for dropped pushes, so a
+ *   subscriber can also see exactly where the hole is.
+ * - policy `disconnect`: the connection is destroyed (Redis's client-output-buffer-limit) with a
+ *   logged reason, and the broker removes its subscriptions at once.
+ * A push is always written when nothing is pending, so a single message larger than the bound
+ * still reaches an idle subscriber; pending output never exceeds max(bound, one line) + responses.
+ * Either way the publisher and the other subscribers never wait for this one.
+ */
+import { LogLimiter } from '../log.js';
+import type { Connection } from '../transport/types.js';
+import type { BrokerLimits, Publisher, RefusalCode, TokenBucket } from './limits.js';
+import {
+  type Change,
+  DELIVERED,
+  DROPPED,
+  GONE,
+  gapLine,
+  type Message,
+  type Outcome,
+  PUSH_END,
+  Subscriber,
+  type Subscription,
+} from './subscriber.js';
+
+/** The part of a Connection a subscriber uses (tests pass a fake with controllable pendingBytes). */
+export type PushSink = Pick<Connection, 'id' | 'log' | 'write' | 'pendingBytes' | 'closed' | 'destroy'> & {
+  idleExempt: boolean;
+};
+
+/** Counters the broker reports in INFO; shared by every remote subscriber. */
+export interface OutputCounters {
+  dropped: number;
+  slowDisconnected: number;
+}
+
+export class RemoteSubscriber extends Subscriber implements Publisher {
+  readonly limited = true;
+  readonly from: number;
+  readonly fromJson: string;
+  /** Pushes attempted (delivered or dropped) so far; the last push's `seq`. */
+  seq = 0;
+  /** Pushes dropped since the last gap line. */
+  dropped = 0;
+  #limiter: LogLimiter | undefined;
+
+  constructor(
+    readonly conn: PushSink,
+    private readonly limits: BrokerLimits,
+    private readonly counters: OutputCounters,
+    readonly rate: TokenBucket | undefined,
+  ) {
+    super();
+    // Becomes the authenticated user once auth exists (issue 7); the connection id until then.
+    this.from = conn.id;
+    this.fromJson = `${conn.id}`;
+  }
+
+  message(message: Message, subscription: Subscription): Outcome {
+    if (this.conn.closed) return GONE;
+    const seq = `${++this.seq}`;
+    const head = message.head;
+    const tail = message.tail;
+    const pattern = subscription.patternJson;
+    if (!this.#admit(head.length + pattern.length + tail.length + seq.length + PUSH_END.length)) {
+      return this.#overflow();
+    }
+    this.conn.write(`${head}${pattern}${tail}${seq}${PUSH_END}`);
+    return DELIVERED;
+  }
+
+  change(change: Change): Outcome {
+    if (this.conn.closed) return GONE;
+    const seq = `${++this.seq}`;
+    const head = change.head;
+    if (!this.#admit(head.length + seq.length + PUSH_END.length)) return this.#overflow();
+    this.conn.write(`${head}${seq}${PUSH_END}`);
+    return DELIVERED;
+  }
+
+  /**
+   * The connection's output drained (the session's `drain()`): tell a subscriber that lost pushes
+   * now, rather than waiting for the next push to carry the gap.
+   */
+  drain(): void {
+    if (this.dropped === 0 || this.conn.closed) return;
+    if (this.conn.pendingBytes < this.limits.subscriberBuffer) this.#sendGap();
+  }
+
+  override activeChanged(active: boolean): void {
+    // Subscribers wait quietly by design: the idle timeout must not take them (TCP keepalive
+    // finds dead peers instead).
+    this.conn.idleExempt = active;
+  }
+
+  refused(code: RefusalCode, message: string): void {
+    this.#limiter ??= new LogLimiter(this.conn.log);
+    // Client mistakes are not server errors; a publish to a reserved channel is worth a warning.
+    this.#limiter.log(code === 'NOPERM' ? 'warn' : 'info', { code, reason: message }, 'pubsub refused');
+  }
+
+  /** Whether a push of `length` fits; sends a pending gap line first when it does. */
+  #admit(length: number): boolean {
+    const pending = this.conn.pendingBytes;
+    if (pending > 0 && pending + length > this.limits.subscriberBuffer) return false;
+    if (this.dropped > 0) this.#sendGap();
+    return true;
+  }
+
+  #overflow(): Outcome {
+    const pending = this.conn.pendingBytes;
+    if (this.limits.slowSubscriber === 'disconnect') {
+      this.counters.slowDisconnected++;
+      this.conn.log.warn(
+        { pendingBytes: pending, subscriberBuffer: this.limits.subscriberBuffer },
+        'slow subscriber disconnected: its pending output would pass --subscriber-buffer (policy disconnect)',
+      );
+      this.conn.destroy();
+      return GONE;
+    }
+    if (this.dropped === 0) {
+      this.#limiter ??= new LogLimiter(this.conn.log);
+      this.#limiter.log(
+        'info',
+        { pendingBytes: pending, subscriberBuffer: this.limits.subscriberBuffer },
+        'slow subscriber: dropping pushes until it catches up (policy drop)',
+      );
+    }
+    this.dropped++;
+    this.counters.dropped++;
+    return DROPPED;
+  }
+
+  #sendGap(): void {
+    const dropped = this.dropped;
+    this.dropped = 0;
+    this.conn.write(gapLine(dropped));
+  }
+}
