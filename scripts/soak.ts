@@ -4,6 +4,7 @@
  * trends upward, when the loop stalls, or when any client sees a wrong answer.
  *
  *   npm run soak -- --minutes 30 [--seed N] [--sample-seconds 5] [--kv-clients 6] [--stall-ms 1000]
+ *   npm run soak -- --minutes 0 --big-keys 1000000     (loop delay of big COUNT/KEYS/MGET/MSET/DROP)
  *
  * Load (all over loopback, against a server in a child process, see harness.ts):
  * - KV clients: pipelined batches of SET/GET/DEL/EXISTS/INCR/MGET/MSET/KEYS/COUNT/EXPIRE/TTL on
@@ -488,6 +489,79 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   };
 }
 
+// ---------------------------------------------------------------------------------------------
+// Event-loop health of big operations
+
+export interface BigOpFigure {
+  op: string;
+  /** Longest event-loop delay in the server while the operation ran (ms). */
+  loopMaxMs: number;
+  /** Wall time as the client saw it (ms). */
+  elapsedMs: number;
+  result: string;
+}
+
+/**
+ * Fills a namespace with `keys` keys (straight into the store, not timed) and measures the server's
+ * longest loop delay while single commands work on all of them: COUNT, KEYS paged through to the
+ * end, the last page of KEYS, MGET and MSET at the batch limit, and DROP of the whole namespace.
+ */
+export async function measureBigOps(keys: number): Promise<BigOpFigure[]> {
+  const server = await startProbedServer();
+  const figures: BigOpFigure[] = [];
+  try {
+    await server.fill('big', keys);
+    const c = await LineClient.open(server.port);
+    const measure = async (op: string, run: () => Promise<unknown>) => {
+      await server.sample({ gc: true });
+      const started = performance.now();
+      const result = await run();
+      const elapsedMs = Math.round(performance.now() - started);
+      const { loopMaxMs } = await server.sample();
+      figures.push({ op, loopMaxMs, elapsedMs, result: JSON.stringify(result).slice(0, 80) });
+    };
+    const ok = async <R>(req: object): Promise<R> => {
+      const res = await c.request<R>(req);
+      if (!res.ok)
+        throw new Error(`${JSON.stringify(req).slice(0, 80)} failed: ${JSON.stringify(res.error)}`);
+      return res.result!;
+    };
+    const batch = Array.from({ length: 10_000 }, (_, i) => `big^k${String(i * 37).padStart(8, '0')}`);
+    await measure(`COUNT over ${keys} keys`, () => ok({ action: 'COUNT', namespace: 'big' }));
+    await measure(`KEYS first page (limit 10000) of ${keys}`, () =>
+      ok<{ keys: string[] }>({ action: 'KEYS', namespace: 'big', limit: 10_000 }).then((r) => r.keys.length),
+    );
+    await measure(`KEYS page after the last-but-one key of ${keys}`, () =>
+      ok({ action: 'KEYS', namespace: 'big', after: `k${String(keys - 2).padStart(8, '0')}`, limit: 10_000 }),
+    );
+    await measure(`KEYS paged through all ${keys} (10000 per page)`, async () => {
+      let after: string | undefined;
+      let seen = 0;
+      for (;;) {
+        const page: { keys: string[]; next: string | null } = await ok({
+          action: 'KEYS',
+          namespace: 'big',
+          limit: 10_000,
+          ...(after !== undefined && { after }),
+        });
+        seen += page.keys.length;
+        if (page.next === null) return seen;
+        after = page.next;
+      }
+    });
+    await measure('MGET of 10000 keys', () => ok({ action: 'MGET', keys: batch }).then(() => 10_000));
+    await measure('MSET of 10000 entries', () =>
+      ok({ action: 'MSET', entries: Object.fromEntries(batch.map((k) => [k, 1])) }),
+    );
+    await measure(`DROP of a ${keys}-key namespace`, () => ok({ action: 'DROP', namespace: 'big' }));
+    await measure('COUNT of the root after the DROP', () => ok({ action: 'COUNT' }));
+    c.close();
+  } finally {
+    await server.stop();
+  }
+  return figures;
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -497,10 +571,16 @@ async function main(): Promise<void> {
       'kv-clients': { type: 'string', default: '6' },
       'stall-ms': { type: 'string', default: '1000' },
       json: { type: 'boolean', default: false },
+      'big-keys': { type: 'string' },
     },
   });
+  if (values['big-keys'] !== undefined) {
+    const figures = await measureBigOps(Number(values['big-keys']));
+    console.table(figures);
+    if (values.minutes === '0') return;
+  }
   const minutes = Number(values.minutes);
-  if (!(minutes > 0)) throw new Error('--minutes: must be a positive number');
+  if (!(minutes > 0)) throw new Error('--minutes: must be a positive number (0 only with --big-keys)');
   const report = await runSoak({
     seconds: minutes * 60,
     ...(values.seed !== undefined && { seed: Number(values.seed) }),
