@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, ConfigSchema, envName, flagName, loadConfig } from './config.js';
+import { CONFIG_KEYS, ConfigError, ConfigSchema, envName, flagName, loadConfig } from './config.js';
 
 describe('loadConfig', () => {
   it('returns the documented defaults, frozen', () => {
@@ -14,6 +14,12 @@ describe('loadConfig', () => {
       maxDepth: 64,
       logLevel: 'info',
       logFormat: 'json',
+      protectedMode: true,
+      preAuthMaxLineBytes: 65536,
+      authFailureDelay: 0.25,
+      authMaxFailures: 5,
+      authMaxFailuresPerAddress: 20,
+      authBlockSeconds: 60,
     });
     expect(Object.isFrozen(config)).toBe(true);
   });
@@ -76,6 +82,22 @@ describe('loadConfig', () => {
       'caretkv.json: port: must be an integer between 0 and 65535',
     ],
     [{ file: { prot: 1 }, fileName: 'caretkv.json' }, 'caretkv.json: prot: unknown setting'],
+    [{ file: { constructor: 1 }, fileName: 'caretkv.json' }, 'caretkv.json: constructor: unknown setting'],
+    [{ flags: { protectedMode: 'maybe' } }, '--protected-mode: must be yes or no'],
+    [{ flags: { tlsCert: 'c.pem' } }, '--tls-cert: --tls-cert and --tls-key go together'],
+    [{ flags: { tlsPort: '7443' } }, '--tls-port: needs --tls-cert and --tls-key'],
+    [
+      { file: { users: { app: { password: 'hunter2', categories: [] } } }, fileName: 'caretkv.json' },
+      'caretkv.json: users.app.password: must be a scrypt hash',
+    ],
+    [
+      { file: { users: { app: { password: 'x', categories: ['reed'] } } }, fileName: 'caretkv.json' },
+      'caretkv.json: users.app.categories[0]',
+    ],
+    [
+      { file: { users: { app: { password: 'x', categories: [], colour: 1 } } }, fileName: 'caretkv.json' },
+      'caretkv.json: users.app.colour: unknown field',
+    ],
   ])('rejects %j with a message naming the source', (sources, message) => {
     expect(() => loadConfig(sources)).toThrow(ConfigError);
     expect(() => loadConfig(sources)).toThrow(message);
@@ -104,13 +126,31 @@ describe('names derived from the schema', () => {
       ['--max-depth', 'CARETKV_MAX_DEPTH'],
       ['--log-level', 'CARETKV_LOG_LEVEL'],
       ['--log-format', 'CARETKV_LOG_FORMAT'],
+      ['--protected-mode', 'CARETKV_PROTECTED_MODE'],
+      ['--pre-auth-max-line-bytes', 'CARETKV_PRE_AUTH_MAX_LINE_BYTES'],
+      ['--auth-failure-delay', 'CARETKV_AUTH_FAILURE_DELAY'],
+      ['--auth-max-failures', 'CARETKV_AUTH_MAX_FAILURES'],
+      ['--auth-max-failures-per-address', 'CARETKV_AUTH_MAX_FAILURES_PER_ADDRESS'],
+      ['--auth-block-seconds', 'CARETKV_AUTH_BLOCK_SECONDS'],
+      ['--tls-cert', 'CARETKV_TLS_CERT'],
+      ['--tls-key', 'CARETKV_TLS_KEY'],
+      ['--tls-ca', 'CARETKV_TLS_CA'],
+      ['--tls-port', 'CARETKV_TLS_PORT'],
+      ['--users', 'CARETKV_USERS'],
     ]);
   });
 
-  it('gives every setting a description and a default', () => {
-    for (const schema of Object.values(ConfigSchema.properties)) {
-      expect(schema.description).toEqual(expect.any(String));
-      expect(schema.default).toBeDefined();
+  it('gives every setting a description, and a default unless it is optional (TLS, users)', () => {
+    const optional = new Set(['tlsCert', 'tlsKey', 'tlsCa', 'tlsPort', 'users']);
+    for (const [key, schema] of Object.entries(ConfigSchema.properties)) {
+      expect(schema.description, key).toEqual(expect.any(String));
+      if (!optional.has(key)) expect(schema.default, key).toBeDefined();
     }
+  });
+
+  it('keeps file-only settings (users) out of flags and the environment', () => {
+    expect(CONFIG_KEYS).not.toContain('users');
+    expect(() => loadConfig({ env: { CARETKV_USERS: '{}' } })).not.toThrow();
+    expect(loadConfig({ env: { CARETKV_USERS: '{}' } }).users).toBeUndefined();
   });
 });

@@ -1,5 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { type Static, type TSchema, Type } from '@sinclair/typebox';
 import { Ajv } from 'ajv';
+import { compileUsers, UserConfigError, UsersSchema } from './auth/users.js';
+import { formatError } from './protocol/validate.js';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 const LOG_FORMATS = ['json', 'pretty'] as const;
@@ -58,6 +61,56 @@ export const ConfigSchema = Type.Object(
     }),
     logLevel: StringEnum(LOG_LEVELS, { default: 'info', description: 'log level' }),
     logFormat: StringEnum(LOG_FORMATS, { default: 'json', description: 'log format' }),
+    protectedMode: Type.Boolean({
+      default: true,
+      description:
+        'with no users configured and a non-loopback --host, refuse clients that are not on loopback',
+    }),
+    preAuthMaxLineBytes: Type.Integer({
+      minimum: 64,
+      default: 65536,
+      description: 'longest request line in bytes before a connection has authenticated',
+    }),
+    authFailureDelay: Type.Number({
+      minimum: 0,
+      maximum: 60,
+      default: 0.25,
+      description: 'seconds before a failed AUTH is answered; doubles with each failure on the connection',
+    }),
+    authMaxFailures: Type.Integer({
+      minimum: 1,
+      default: 5,
+      description: 'failed AUTH attempts after which the connection is closed',
+    }),
+    authMaxFailuresPerAddress: Type.Integer({
+      minimum: 1,
+      default: 20,
+      description: 'failed AUTH attempts from one address within --auth-block-seconds before it is refused',
+    }),
+    authBlockSeconds: Type.Number({
+      minimum: 0,
+      maximum: MAX_SECONDS,
+      default: 60,
+      description: 'window for counting failures per address, and how long a refused address stays refused',
+    }),
+    tlsCert: Type.Optional(
+      Type.String({ minLength: 1, description: 'PEM certificate (chain) file: serve TLS' }),
+    ),
+    tlsKey: Type.Optional(Type.String({ minLength: 1, description: 'PEM private key file for --tls-cert' })),
+    tlsCa: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description: 'PEM CA file: require client certificates signed by it (mutual TLS)',
+      }),
+    ),
+    tlsPort: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 65535,
+        description: 'serve TLS on this port beside plain --port (without it, --port itself speaks TLS)',
+      }),
+    ),
+    users: Type.Optional(UsersSchema),
   },
   { additionalProperties: false },
 );
@@ -66,7 +119,12 @@ export type Config = Readonly<Static<typeof ConfigSchema>>;
 export type ConfigKey = keyof Config;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-export const CONFIG_KEYS = Object.keys(ConfigSchema.properties) as ConfigKey[];
+/** Settings that live only in the config file (structured values no flag could carry). */
+export const FILE_ONLY_KEYS: readonly ConfigKey[] = ['users'];
+/** Settings with a flag and an environment variable. */
+export const CONFIG_KEYS = (Object.keys(ConfigSchema.properties) as ConfigKey[]).filter(
+  (key) => !FILE_ONLY_KEYS.includes(key),
+);
 
 /**
  * Where settings come from, weakest first: schema defaults < file < env < flags.
@@ -102,19 +160,37 @@ const validate = ajv.compile<Static<typeof ConfigSchema>>(ConfigSchema);
 // Plain decimal only: Number() would also take '', '0x10', 'Infinity' and ' 7 '.
 const DECIMAL = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
 
+const BOOLEAN_WORDS: Record<string, boolean> = {
+  yes: true,
+  no: false,
+  true: true,
+  false: false,
+  on: true,
+  off: false,
+};
+
 function coerce(schema: TSchema, value: unknown): unknown {
   if (typeof value !== 'string') return value;
   if ((schema.type === 'integer' || schema.type === 'number') && DECIMAL.test(value)) return Number(value);
+  if (schema.type === 'boolean') return BOOLEAN_WORDS[value.toLowerCase()] ?? value;
   return value;
 }
+
+const SECONDS_KEYS: readonly ConfigKey[] = [
+  'idleTimeout',
+  'shutdownGrace',
+  'authFailureDelay',
+  'authBlockSeconds',
+];
 
 /** "must be an integer between 0 and 65535": one message per setting, whatever rule it broke. */
 export function describeSetting(key: ConfigKey): string {
   const s = ConfigSchema.properties[key] as TSchema;
   if (s.enum) return `must be one of ${(s.enum as string[]).join(', ')}`;
+  if (s.type === 'boolean') return 'must be yes or no';
   if (s.type === 'string') return 'must be a non-empty string';
   const kind = s.type === 'integer' ? 'an integer' : 'a number';
-  const unit = key === 'idleTimeout' || key === 'shutdownGrace' ? ' (seconds)' : '';
+  const unit = SECONDS_KEYS.includes(key) ? ' (seconds)' : '';
   if (s.maximum !== undefined) return `must be ${kind} between ${s.minimum} and ${s.maximum}${unit}`;
   return `must be ${kind} >= ${s.minimum}${unit}`;
 }
@@ -126,11 +202,11 @@ export function loadConfig(sources: ConfigSources = {}): Config {
   const fileLabel = sources.fileName ?? 'config file';
 
   for (const [key, value] of Object.entries(sources.file ?? {})) {
-    if (!(key in ConfigSchema.properties)) {
+    if (!Object.hasOwn(ConfigSchema.properties, key)) {
       throw new ConfigError(
         key,
         `${fileLabel}: ${key}`,
-        `unknown setting (known: ${CONFIG_KEYS.join(', ')})`,
+        `unknown setting (known: ${Object.keys(ConfigSchema.properties).join(', ')})`,
       );
     }
     merged[key] = value;
@@ -154,7 +230,54 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     const error = validate.errors?.[0];
     const key = (error?.instancePath.split('/')[1] ?? '') as ConfigKey;
     if (!(key in ConfigSchema.properties)) throw new ConfigError(key, 'config', error?.message ?? 'invalid');
+    if (FILE_ONLY_KEYS.includes(key) && error !== undefined) {
+      // Structured settings: name the exact field (`users.app.read[0]: must be a string`).
+      throw new ConfigError(key, fileLabel, formatError(error));
+    }
     throw new ConfigError(key, origin[key] ?? flagName(key), describeSetting(key));
   }
-  return Object.freeze(merged as Static<typeof ConfigSchema>);
+  const config = merged as Static<typeof ConfigSchema>;
+  try {
+    compileUsers(config.users);
+  } catch (err) {
+    if (err instanceof UserConfigError) throw new ConfigError('users', fileLabel, err.message);
+    throw err;
+  }
+  if ((config.tlsCert === undefined) !== (config.tlsKey === undefined)) {
+    const given = config.tlsCert === undefined ? 'tlsKey' : 'tlsCert';
+    throw new ConfigError(given, origin[given] ?? flagName(given), '--tls-cert and --tls-key go together');
+  }
+  for (const key of ['tlsCa', 'tlsPort'] as const) {
+    if (config[key] !== undefined && config.tlsCert === undefined) {
+      throw new ConfigError(key, origin[key] ?? flagName(key), 'needs --tls-cert and --tls-key');
+    }
+  }
+  return Object.freeze(config);
+}
+
+/**
+ * Reads a JSON config file for `loadConfig({ file })`. Its keys are the settings' names
+ * (`maxConnections`, `users`...), validated by the same schema as flags.
+ */
+export function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(
+      'config',
+      path,
+      `cannot read the config file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+    );
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError('config', path, `not valid JSON: ${(err as Error).message}`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new ConfigError('config', path, 'must hold a JSON object of settings');
+  }
+  return value as Record<string, unknown>;
 }

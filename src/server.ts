@@ -1,4 +1,9 @@
-import type { Config } from './config.js';
+import type { TlsOptions } from 'node:tls';
+import { isLoopbackHost } from './auth/address.js';
+import { Authority } from './auth/authority.js';
+import { tlsOptions } from './auth/tls.js';
+import type { ReloadSummary } from './commands/table.js';
+import { CONFIG_KEYS, type Config, ConfigError } from './config.js';
 import { createLogger, type Logger } from './log.js';
 import { ERRORS } from './protocol/errors.js';
 import { createProtocolHandler, type ProtocolHandlerFactory } from './session.js';
@@ -22,6 +27,11 @@ export interface ServerOptions {
   store?: Store;
   /** Defaults to a logger built from `config.logLevel` / `config.logFormat`. */
   logger?: Logger;
+  /**
+   * Re-reads the configuration (the CLI re-reads `--config` with the same env and flags). Given,
+   * `reload()`, SIGHUP and CONFIG RELOAD apply new users, permissions and TLS certificates.
+   */
+  reloadConfig?: () => Config;
 }
 
 export interface CaretServer {
@@ -33,7 +43,16 @@ export interface CaretServer {
    */
   close(): Promise<ShutdownSummary>;
   readonly address: ListenAddress | null;
+  /** The TLS listener's address when it runs beside the plain one (`tlsPort`); else null. */
+  readonly tlsAddress: ListenAddress | null;
   readonly stats: TransportStats;
+  /** Authentication state; null when the server speaks a raw handler. */
+  readonly auth: Authority | null;
+  /**
+   * Re-read the configuration (needs `reloadConfig`) and apply users, permissions and TLS material
+   * to the running server. Rejects with the reason (a ConfigError) and changes nothing on a bad file.
+   */
+  reload(): Promise<ReloadSummary>;
   readonly logger: Logger;
   /** The store behind the JSON protocol; null when the server speaks a raw handler. */
   readonly store: Store | null;
@@ -45,45 +64,179 @@ const TOO_MANY_CONNECTIONS_LINE = `${JSON.stringify({
   error: { code: 'TOO_MANY_CONNECTIONS', message: ERRORS.TOO_MANY_CONNECTIONS },
 })}\n`;
 
-/** The composition root: config + logger + store + protocol handler + transport. */
+/** Settings a reload applies to the running server; any other change waits for a restart. */
+const LIVE_SETTINGS = new Set(['users', 'protectedMode', 'tlsCert', 'tlsKey', 'tlsCa']);
+
+function sumStats(transports: readonly Transport[]): TransportStats {
+  const total: TransportStats = {
+    connections: 0,
+    connectionsTotal: 0,
+    connectionsRejected: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+  };
+  for (const t of transports) {
+    const s = t.stats;
+    total.connections += s.connections;
+    total.connectionsTotal += s.connectionsTotal;
+    total.connectionsRejected += s.connectionsRejected;
+    total.bytesIn += s.bytesIn;
+    total.bytesOut += s.bytesOut;
+  }
+  return total;
+}
+
+/** The composition root: config + logger + store + auth + protocol handler + transports. */
 export function createServer(config: Config, options: ServerOptions = {}): CaretServer {
   const logger = options.logger ?? createLogger({ level: config.logLevel, format: config.logFormat });
   let store: Store | null = null;
   let handler: HandlerFactory | ProtocolHandlerFactory;
+  let authority: Authority | null = null;
   if (options.handler) {
     handler = options.handler;
   } else {
     store = options.store ?? new MemoryStore({ logger: logger.child({ component: 'store' }) });
-    handler = createProtocolHandler({
+    const protocol = createProtocolHandler({
       store,
       maxLineBytes: config.maxLineBytes,
       maxDepth: config.maxDepth,
-      connections: () => transport.stats,
+      connections: () => sumStats(transports),
+      auth: (table) =>
+        new Authority({
+          table,
+          users: config.users,
+          log: logger.child({ component: 'auth' }),
+          maxLineBytes: config.maxLineBytes,
+          preAuthMaxLineBytes: config.preAuthMaxLineBytes,
+          protectedMode: config.protectedMode,
+          authFailureDelay: config.authFailureDelay,
+          authMaxFailures: config.authMaxFailures,
+          authMaxFailuresPerAddress: config.authMaxFailuresPerAddress,
+          authBlockSeconds: config.authBlockSeconds,
+        }),
+      ...(options.reloadConfig && { reload: () => reload() }),
     });
+    authority = protocol.auth;
+    handler = protocol;
   }
-  const transport = new Transport({
-    host: config.host,
-    port: config.port,
-    idleTimeout: config.idleTimeout,
-    maxConnections: config.maxConnections,
-    shutdownGrace: config.shutdownGrace,
-    handler,
-    logger,
-    rejectMessage: TOO_MANY_CONNECTIONS_LINE,
-  });
+
+  const secure = tlsOptions(config);
+  const transportFor = (port: number, tls: TlsOptions | undefined): Transport => {
+    try {
+      return new Transport({
+        host: config.host,
+        port,
+        idleTimeout: config.idleTimeout,
+        maxConnections: config.maxConnections,
+        shutdownGrace: config.shutdownGrace,
+        handler,
+        logger,
+        rejectMessage: TOO_MANY_CONNECTIONS_LINE,
+        ...(tls && { tls }),
+      });
+    } catch (err) {
+      // Unparsable PEM, a key that does not match the certificate...
+      throw new ConfigError(
+        'tlsCert',
+        '--tls-cert/--tls-key',
+        `cannot use the TLS material: ${(err as Error).message}`,
+      );
+    }
+  };
+  // With --tls-port, TLS runs beside the plain port; without it, --port itself speaks TLS.
+  const besides = secure !== undefined && config.tlsPort !== undefined;
+  const transport = transportFor(config.port, besides ? undefined : secure);
+  const tlsTransport = besides ? transportFor(config.tlsPort!, secure) : null;
+  const transports = tlsTransport ? [transport, tlsTransport] : [transport];
+  let current = config;
+  let reloading: Promise<ReloadSummary> = Promise.resolve({ users: 0, tls: false, restartNeeded: [] });
   let closing: Promise<ShutdownSummary> | undefined;
+
+  async function applyReload(): Promise<ReloadSummary> {
+    if (!options.reloadConfig)
+      throw new ConfigError('config', 'reload', 'the server was started without a config file');
+    const next = options.reloadConfig();
+    const restartNeeded = [...CONFIG_KEYS, 'users' as const].filter(
+      (key) => !LIVE_SETTINGS.has(key) && JSON.stringify(next[key]) !== JSON.stringify(current[key]),
+    );
+    const tlsOn = transports.some((t) => t.tls);
+    // Turning TLS or mutual TLS on or off changes the listeners themselves.
+    if ((next.tlsCert === undefined) !== !tlsOn) restartNeeded.push('tlsCert');
+    if ((next.tlsCa === undefined) !== (current.tlsCa === undefined)) restartNeeded.push('tlsCa');
+    const material = tlsOn && next.tlsCert !== undefined ? tlsOptions(next) : undefined;
+    if (material !== undefined) {
+      for (const t of transports) {
+        if (!t.tls) continue;
+        try {
+          t.setSecureContext(material);
+        } catch (err) {
+          throw new ConfigError(
+            'tlsCert',
+            '--tls-cert/--tls-key',
+            `cannot use the TLS material: ${(err as Error).message}`,
+          );
+        }
+      }
+    }
+    const { users } = authority?.reload({ users: next.users, protectedMode: next.protectedMode }) ?? {
+      users: 0,
+    };
+    current = next;
+    const summary = { users, tls: material !== undefined, restartNeeded };
+    logger.info(summary, 'configuration reloaded');
+    return summary;
+  }
+
+  function reload(): Promise<ReloadSummary> {
+    // One at a time, in order: a SIGHUP during a CONFIG RELOAD waits for it.
+    reloading = reloading.then(applyReload, applyReload);
+    return reloading;
+  }
+
+  function warnAboutExposure(): void {
+    if (authority === null || authority.required) return;
+    if (!config.protectedMode) {
+      logger.warn(
+        { host: config.host },
+        'protected mode is off and no users are configured: anyone who can reach this port can read, write and drop everything',
+      );
+    } else if (!isLoopbackHost(config.host)) {
+      logger.warn(
+        { host: config.host },
+        'protected mode: no users are configured, so only loopback clients will be accepted (configure users, see docs/security.md)',
+      );
+    }
+  }
 
   return {
     logger,
     store,
+    auth: authority,
+    reload,
     async listen() {
+      warnAboutExposure();
       const address = await transport.listen();
-      logger.info(address, 'listening');
+      logger.info({ ...address, tls: transport.tls }, 'listening');
+      if (tlsTransport) {
+        try {
+          const tlsAddress = await tlsTransport.listen();
+          logger.info({ ...tlsAddress, tls: true }, 'listening');
+        } catch (err) {
+          await transport.close();
+          throw err;
+        }
+      }
       return address;
     },
     close() {
-      closing ??= transport.close().then(async (summary) => {
+      closing ??= Promise.all(transports.map((t) => t.close())).then(async (summaries) => {
         await store?.close();
+        const summary = summaries.reduce((a, b) => ({
+          connections: a.connections + b.connections,
+          graceful: a.graceful + b.graceful,
+          destroyed: a.destroyed + b.destroyed,
+          durationMs: Math.max(a.durationMs, b.durationMs),
+        }));
         logger.info(summary, 'shutdown complete');
         return summary;
       });
@@ -92,8 +245,11 @@ export function createServer(config: Config, options: ServerOptions = {}): Caret
     get address() {
       return transport.address;
     },
+    get tlsAddress() {
+      return tlsTransport?.address ?? null;
+    },
     get stats() {
-      return transport.stats;
+      return sumStats(transports);
     },
   };
 }

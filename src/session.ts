@@ -16,6 +16,7 @@
  * processing resumes on `drain()` or when a promise settles.
  */
 import { readFileSync } from 'node:fs';
+import { type Authority, openAuthority } from './auth/authority.js';
 import { createStats, Dispatcher } from './commands/dispatch.js';
 import { defaultCommandTable } from './commands/index.js';
 import type {
@@ -23,6 +24,7 @@ import type {
   CommandTable,
   ConnectionCounts,
   ProtocolStats,
+  ReloadSummary,
   ServerInfo,
 } from './commands/table.js';
 import { LogLimiter } from './log.js';
@@ -48,12 +50,20 @@ export interface ProtocolDeps {
   now?: () => number;
   /** The command table; default: every built-in command. */
   table?: CommandTable;
+  /**
+   * Authentication and permissions, built over the same table; default: an open server (no users).
+   * Build it with `createAuthority(table, ...)` so its permissions match the table.
+   */
+  auth?: (table: CommandTable) => Authority;
+  /** CONFIG RELOAD's implementation (the composition root re-reads the config file). */
+  reload?: () => Promise<ReloadSummary>;
 }
 
 /** The handler factory, with the protocol counters INFO reports. */
 export interface ProtocolHandlerFactory extends HandlerFactory {
   readonly stats: ProtocolStats;
   readonly server: ServerInfo;
+  readonly auth: Authority;
 }
 
 /** Responses waiting on promises before line processing pauses. */
@@ -77,25 +87,41 @@ export function createProtocolHandler(deps: ProtocolDeps): ProtocolHandlerFactor
     table,
     stats,
     connections: deps.connections ?? (() => NO_CONNECTIONS),
+    ...(deps.reload && { reload: deps.reload }),
   };
   const dispatcher = new Dispatcher(table, stats);
   const maxLineBytes = deps.maxLineBytes ?? LIMITS.defaultMaxLineBytes;
   const maxDepth = deps.maxDepth ?? LIMITS.defaultMaxDepth;
-  const tooLongLine = `line longer than ${maxLineBytes} bytes was discarded (raise --max-line-bytes or split the value)`;
+  const auth = deps.auth?.(table) ?? openAuthority(table, maxLineBytes);
 
-  const factory = (conn: Connection): ConnectionHandler =>
-    new Session(conn, { store: deps.store, server, conn, log: conn.log }, dispatcher, {
-      maxLineBytes,
-      maxDepth,
-      tooLongLine,
-    });
-  return Object.assign(factory, { stats, server });
+  const factory = (conn: Connection): ConnectionHandler => {
+    const refusal = auth.admission(conn.remoteAddress);
+    if (refusal !== null) {
+      conn.end(refusal);
+      return REFUSED;
+    }
+    return new Session(
+      conn,
+      { store: deps.store, server, conn, log: conn.log, auth: auth.attach(conn) },
+      dispatcher,
+      { maxLineBytes, maxDepth },
+    );
+  };
+  return Object.assign(factory, { stats, server, auth });
 }
+
+/** The handler of a connection turned away at accept (its one line is already on its way). */
+const REFUSED: ConnectionHandler = { data() {}, close() {} };
 
 interface SessionLimits {
   maxLineBytes: number;
   maxDepth: number;
-  tooLongLine: string;
+}
+
+function tooLongMessage(limit: number, authenticated: boolean): string {
+  return authenticated
+    ? `line longer than ${limit} bytes was discarded (raise --max-line-bytes or split the value)`
+    : `line longer than ${limit} bytes was discarded: before AUTH the limit is --pre-auth-max-line-bytes`;
 }
 
 /** A response waiting on a promise. */
@@ -118,6 +144,7 @@ class Session implements ConnectionHandler {
   private closed = false;
   private idleWaiters: (() => void)[] = [];
   private limiter: LogLimiter | undefined;
+  private lineLimit: number;
 
   constructor(
     private readonly conn: Connection,
@@ -125,7 +152,8 @@ class Session implements ConnectionHandler {
     private readonly dispatcher: Dispatcher,
     private readonly limits: SessionLimits,
   ) {
-    this.framer = new LineFramer(limits.maxLineBytes);
+    this.lineLimit = ctx.auth.lineLimit;
+    this.framer = new LineFramer(this.lineLimit);
   }
 
   data(chunk: Buffer): void {
@@ -133,6 +161,18 @@ class Session implements ConnectionHandler {
     // Input that arrives after shutdown began is never run; the shutdown push tells the client so.
     if (this.shuttingDown) return;
     this.framer.push(chunk);
+    // Before AUTH, unread input is bounded too (it piles up only while an AUTH is being verified):
+    // an unauthenticated client must not make the server hold more than a few small lines.
+    if (!this.ctx.auth.authenticated && this.framer.bufferedBytes > 2 * this.lineLimit) {
+      this.ctx.log.info(
+        { bytes: this.framer.bufferedBytes },
+        'unauthenticated client sent too much; closing',
+      );
+      this.framer.reset();
+      this.closed = true;
+      this.conn.end(this.dispatcher.error(undefined, 'LINE_TOO_LONG', tooLongMessage(this.lineLimit, false)));
+      return;
+    }
     this.pump();
   }
 
@@ -154,6 +194,7 @@ class Session implements ConnectionHandler {
 
   close(): void {
     this.closed = true;
+    this.ctx.auth.dispose();
     this.framer.reset();
     this.queue = [];
     this.out = '';
@@ -165,14 +206,22 @@ class Session implements ConnectionHandler {
   private pump(): void {
     if (this.pumping || this.closed) return;
     this.pumping = true;
+    const auth = this.ctx.auth;
+    if (auth.lineLimit !== this.lineLimit) {
+      // AUTH succeeded (or a reload took it away): the framer's limit follows. Only a limit, so
+      // raising or lowering it mid-stream never corrupts a line already being carried.
+      this.lineLimit = auth.lineLimit;
+      (this.framer as { maxLineBytes: number }).maxLineBytes = auth.lineLimit;
+    }
     try {
-      while (!this.conn.congested && this.inFlight < MAX_IN_FLIGHT) {
+      // While an AUTH is being verified nothing after it runs: pipelined requests wait for its outcome.
+      while (!this.conn.congested && this.inFlight < MAX_IN_FLIGHT && !auth.busy) {
         const line = this.framer.next();
         if (line === null) break;
         this.handle(line);
         if (this.out.length >= FLUSH_BYTES) this.flush();
       }
-      if (this.ending && !this.framer.hasInput && !this.conn.congested) {
+      if (this.ending && !this.framer.hasInput && !this.conn.congested && !auth.busy) {
         // The client sent FIN: its last line may lack a newline (`printf '...' | nc`).
         const last = this.framer.finish();
         if (last !== null) this.handle(last);
@@ -187,7 +236,13 @@ class Session implements ConnectionHandler {
   private handle(line: Exclude<LineResult, null>): void {
     if (line === LINE_TOO_LONG) {
       this.badRequest('LINE_TOO_LONG', undefined);
-      this.respond(this.dispatcher.error(undefined, 'LINE_TOO_LONG', this.limits.tooLongLine));
+      this.respond(
+        this.dispatcher.error(
+          undefined,
+          'LINE_TOO_LONG',
+          tooLongMessage(this.lineLimit, this.ctx.auth.authenticated),
+        ),
+      );
       return;
     }
     const req = decode(line, this.limits.maxDepth);

@@ -4,6 +4,8 @@ import { CONFIG_KEYS, ConfigError } from '../config.js';
 import { registerBench } from './bench.js';
 import { registerEcho } from './echo.js';
 import { settingsHelp } from './options.js';
+import { registerPasswd } from './passwd.js';
+import { registerCli } from './repl.js';
 import { CliError } from './run.js';
 import { registerServe } from './serve.js';
 
@@ -26,6 +28,8 @@ export function buildProgram(): Command {
   registerServe(program);
   registerEcho(program);
   registerBench(program);
+  registerCli(program);
+  registerPasswd(program);
   return program;
 }
 

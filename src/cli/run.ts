@@ -28,9 +28,17 @@ const LISTEN_HINTS: Record<string, string> = {
  * Run a server until SIGINT/SIGTERM: the first signal shuts down gracefully and exits 0 once
  * `close()` resolves; a second signal during shutdown exits at once with 128 + signal number.
  */
-export async function runServer(config: Config, handler?: HandlerFactory): Promise<void> {
+export async function runServer(
+  config: Config,
+  handler?: HandlerFactory,
+  reloadConfig?: () => Config,
+): Promise<void> {
   const logger = createLogger({ level: config.logLevel, format: config.logFormat });
-  const server = createServer(config, handler ? { handler, logger } : { logger });
+  const server = createServer(config, {
+    logger,
+    ...(handler && { handler }),
+    ...(reloadConfig && { reloadConfig }),
+  });
 
   try {
     await server.listen();
@@ -58,4 +66,18 @@ export async function runServer(config: Config, handler?: HandlerFactory): Promi
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // SIGHUP re-reads --config (users, permissions, TLS certificates), as CONFIG RELOAD does. Without
+  // a file it is ignored rather than left to its default action (terminating the server).
+  process.on('SIGHUP', () => {
+    if (!reloadConfig) {
+      logger.warn('SIGHUP ignored: the server was started without --config');
+      return;
+    }
+    server.reload().catch((err: unknown) => {
+      logger.error(
+        { reason: (err as Error).message },
+        'reload failed; the running configuration stays in force',
+      );
+    });
+  });
 }

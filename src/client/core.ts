@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
+import tls from 'node:tls';
 import { CaretError, type ClientErrorCode, clientError } from './errors.js';
 import { type ClientOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import { RingQueue } from './queue.js';
@@ -125,6 +126,13 @@ export class ClientCore extends EventEmitter<ClientEvents> {
   constructor(urlOrOptions?: string | ClientOptions, options?: ClientOptions) {
     super();
     this.options = resolveOptions(urlOrOptions, options);
+    const { user, password } = this.options;
+    if (user !== undefined && password !== undefined) {
+      // First on every connection, so a reconnect re-authenticates before anything else is sent.
+      this.addHandshake(async (send) => {
+        await send({ action: 'AUTH', user, password });
+      });
+    }
     if (!this.options.lazyConnect) this.startConnecting();
   }
 
@@ -333,9 +341,16 @@ export class ClientCore extends EventEmitter<ClientEvents> {
 
   private onResponse(ok: boolean, m: { result?: unknown; error?: unknown }): void {
     if (!ok) {
-      const code = (m.error as { code?: unknown } | undefined)?.code;
+      const error = m.error as { code?: unknown; message?: unknown } | undefined;
+      const code = error?.code;
       if (code === 'TOO_MANY_CONNECTIONS') {
         this.serverRanNothingMore(code, m.error as { message?: unknown });
+        return;
+      }
+      if ((code === 'PROTECTED_MODE' || code === 'RATE_LIMITED') && this.inflight.length <= this.unsent) {
+        // Turned away at accept (protected mode, a blocked address): the server's own words say why.
+        const message = typeof error?.message === 'string' ? error.message : code;
+        this.socket?.destroy(new CaretError(code, message));
         return;
       }
     }
@@ -429,14 +444,21 @@ export class ClientCore extends EventEmitter<ClientEvents> {
   private startConnecting(): void {
     this._state = this.closeRequested ? 'closing' : 'connecting';
     this.reconnectTimer = null;
-    const { host, port, connectTimeout, keepAlive, noDelay } = this.options;
-    const socket = net.connect({
-      host,
-      port,
-      noDelay,
-      keepAlive: keepAlive > 0,
-      keepAliveInitialDelay: keepAlive,
-    });
+    const { host, port, connectTimeout, keepAlive, noDelay, tls: tlsOptions } = this.options;
+    const socket =
+      tlsOptions === null
+        ? net.connect({ host, port, noDelay, keepAlive: keepAlive > 0, keepAliveInitialDelay: keepAlive })
+        : tls.connect({
+            host,
+            port,
+            // SNI takes a host name, never an IP address.
+            ...(net.isIP(host) === 0 && { servername: host }),
+            ...tlsOptions,
+          });
+    if (tlsOptions !== null) {
+      socket.setNoDelay(noDelay);
+      if (keepAlive > 0) socket.setKeepAlive(true, keepAlive);
+    }
     this.socket = socket;
     socket.setEncoding('utf8');
     if (connectTimeout > 0) {
@@ -447,7 +469,8 @@ export class ClientCore extends EventEmitter<ClientEvents> {
         );
       }, connectTimeout);
     }
-    socket.on('connect', () => this.onConnect(socket));
+    // With TLS the connection is usable once the handshake is done, not at TCP connect.
+    socket.on(tlsOptions === null ? 'connect' : 'secureConnect', () => this.onConnect(socket));
     socket.on('data', (chunk: string) => {
       if (this.socket === socket) this.onData(chunk);
     });
@@ -480,6 +503,8 @@ export class ClientCore extends EventEmitter<ClientEvents> {
         for (const step of this.handshakes) await step(send);
       } catch (err) {
         if (this.socket === socket) {
+          // Kept so a first connection that fails its handshake (AUTH_FAILED) says why.
+          this.lastError = err as Error;
           this.emitError(err as Error);
           socket.destroy();
         }

@@ -1,3 +1,19 @@
+import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
+
+/** TLS settings for `tls` (the usual `tls.connect` options; `caretkvs://` URLs turn TLS on). */
+export type TlsOptions = Pick<
+  TlsConnectionOptions,
+  | 'ca'
+  | 'cert'
+  | 'key'
+  | 'passphrase'
+  | 'pfx'
+  | 'rejectUnauthorized'
+  | 'servername'
+  | 'minVersion'
+  | 'checkServerIdentity'
+>;
+
 /** Where the client connects and how it behaves when the connection is slow, gone or back. */
 export interface ClientOptions {
   /** Default 127.0.0.1. */
@@ -44,6 +60,17 @@ export interface ClientOptions {
   keepAlive?: number;
   /** Disable Nagle's algorithm. Default true: requests are already coalesced per tick. */
   noDelay?: boolean;
+  /**
+   * Speak TLS: `true` for the system's trusted CAs, or options (`ca` for a private CA, `cert` +
+   * `key` for mutual TLS, `rejectUnauthorized`). A `caretkvs://` URL implies `true`.
+   */
+  tls?: boolean | TlsOptions;
+  /**
+   * Authenticate as this user (with `password`) on every connection, before any request: AUTH is
+   * the first request after each (re)connect. `caretkv://user:password@host` sets both.
+   */
+  user?: string;
+  password?: string;
 }
 
 export interface ResolvedOptions {
@@ -59,6 +86,10 @@ export interface ResolvedOptions {
   retryFirstConnect: boolean;
   keepAlive: number;
   noDelay: boolean;
+  /** null: plain TCP. */
+  tls: TlsOptions | null;
+  user: string | undefined;
+  password: string | undefined;
 }
 
 export const DEFAULT_HOST = '127.0.0.1';
@@ -74,23 +105,37 @@ export function defaultRetryStrategy(attempt: number): number {
   return Math.round(base / 2 + Math.random() * (base / 2));
 }
 
-/** Parse 'caretkv://host:port' (either part optional) into host and port. */
-export function parseUrl(url: string): { host: string; port: number } {
+/**
+ * Parse 'caretkv://host:port' or 'caretkvs://host:port' (TLS), either part optional, with optional
+ * credentials: 'caretkvs://user:password@host:port' (percent-encoded).
+ */
+export function parseUrl(url: string): {
+  host: string;
+  port: number;
+  tls?: true;
+  user?: string;
+  password?: string;
+} {
   let parsed: URL;
   try {
     parsed = new URL(url);
   } catch {
-    throw new TypeError(`caretkv: invalid URL ${JSON.stringify(url)}; expected caretkv://host:port`);
+    // Never echo the URL: it may carry a password.
+    throw new TypeError('caretkv: invalid URL; expected caretkv://host:port or caretkvs://host:port');
   }
-  if (parsed.protocol !== 'caretkv:') {
+  if (parsed.protocol !== 'caretkv:' && parsed.protocol !== 'caretkvs:') {
     throw new TypeError(
-      `caretkv: unsupported URL scheme ${JSON.stringify(parsed.protocol)}; expected caretkv://host:port`,
+      `caretkv: unsupported URL scheme ${JSON.stringify(parsed.protocol)}; expected caretkv://host:port or caretkvs://host:port`,
     );
   }
   // WHATWG URL keeps brackets around IPv6 hosts; net.connect wants them bare.
   const host = parsed.hostname.replace(/^\[(.*)\]$/, '$1') || DEFAULT_HOST;
   const port = parsed.port === '' ? DEFAULT_PORT : Number(parsed.port);
-  return { host, port };
+  const result: ReturnType<typeof parseUrl> = { host, port };
+  if (parsed.protocol === 'caretkvs:') result.tls = true;
+  if (parsed.username !== '') result.user = decodeURIComponent(parsed.username);
+  if (parsed.password !== '') result.password = decodeURIComponent(parsed.password);
+  return result;
 }
 
 function nonNegative(name: string, value: unknown, fallback: number): number {
@@ -115,6 +160,9 @@ export function resolveOptions(
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new TypeError(`caretkv: port must be an integer 0-65535, got ${String(port)}`);
   }
+  if ((o.user === undefined) !== (o.password === undefined)) {
+    throw new TypeError('caretkv: options user and password go together');
+  }
   if (o.retryStrategy !== undefined && typeof o.retryStrategy !== 'function') {
     throw new TypeError('caretkv: option retryStrategy must be a function (attempt) => ms | null');
   }
@@ -134,5 +182,8 @@ export function resolveOptions(
     retryFirstConnect: o.retryFirstConnect ?? false,
     keepAlive: nonNegative('keepAlive', o.keepAlive, 30_000),
     noDelay: o.noDelay ?? true,
+    tls: o.tls === true ? {} : o.tls === undefined || o.tls === false ? null : o.tls,
+    user: o.user,
+    password: o.password,
   };
 }

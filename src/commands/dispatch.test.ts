@@ -1,5 +1,6 @@
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
+import { openAuthority } from '../auth/authority.js';
 import { decode, RequestError } from '../protocol/codec.js';
 import { MemoryStore } from '../store/memory.js';
 import type { Store } from '../store/store.js';
@@ -50,7 +51,8 @@ function setup(options: { async?: boolean; now?: () => number; store?: Store } =
     connections: () => ({ connections: 3, connectionsTotal: 10, connectionsRejected: 1 }),
   };
   const store = options.store ?? (options.async ? asyncStore(memory) : memory);
-  const ctx: CommandContext = { store, server, conn: undefined, log };
+  const auth = openAuthority(table).attach(undefined);
+  const ctx: CommandContext = { store, server, conn: undefined, log, auth };
   const dispatcher = new Dispatcher(table, stats);
   async function send(req: Record<string, unknown>): Promise<Response> {
     const decoded = decode(JSON.stringify(req));

@@ -40,9 +40,16 @@ export class Dispatcher {
       return this.error(req.id, 'UNKNOWN_ACTION', `unknown action ${JSON.stringify(req.action)}`);
     }
     this.stats.calls[command.index]!++;
+    // One property read on an open server (and for a user allowed everything); see src/auth.
+    const restricted = ctx.auth.restricted;
+    if (restricted) {
+      const denied = ctx.auth.authorize(command, req);
+      if (denied !== undefined) return this.error(req.id, denied.code, denied.message);
+    }
     let result: unknown;
     try {
       result = (command.handler as (r: Request, c: CommandContext) => unknown)(req, ctx);
+      if (restricted) result = ctx.auth.filterResult(command, req, result);
     } catch (err) {
       return this.failure(req.id, err, command, ctx.log);
     }

@@ -1,9 +1,10 @@
 /** The default command table: every family, in the order HELP and the protocol document list them. */
+import { authCommands } from './auth.js';
 import { keyCommands } from './keys.js';
 import { namespaceCommands } from './namespaces.js';
 import { serverCommands } from './server.js';
 import { buildTable, type CommandTable } from './table.js';
 
 export function defaultCommandTable(): CommandTable {
-  return buildTable([serverCommands, keyCommands, namespaceCommands]);
+  return buildTable([serverCommands, keyCommands, namespaceCommands, authCommands]);
 }

@@ -6,6 +6,7 @@
  * so handlers stay small and never repeat it.
  */
 import type { Logger } from 'pino';
+import type { ConnectionAuth } from '../auth/connection.js';
 import type { ErrorCode } from '../protocol/errors.js';
 import { ACTIONS, type ActionName, type ActionSpec, type RequestOf } from '../protocol/schema.js';
 import type { MaybePromise, Store } from '../store/store.js';
@@ -25,6 +26,20 @@ export interface CommandContext {
   /** The client's connection (absent when a command runs outside a connection, e.g. in tests). */
   readonly conn: Connection | undefined;
   readonly log: Logger;
+  /**
+   * The connection's authentication and permissions (src/auth/connection.ts): the dispatcher's
+   * generic checks, and the hooks command families call for what only they can check
+   * (`canSubscribe(pattern)`, `canPublish(channel)`, `canObserve(pattern)`, `canRead(key)`), the
+   * user for the pub/sub `from` stamp (`userName`), and the `permissions-changed` event.
+   */
+  readonly auth: ConnectionAuth;
+}
+
+/** What CONFIG RELOAD (and SIGHUP) report. */
+export interface ReloadSummary {
+  users: number;
+  tls: boolean;
+  restartNeeded: string[];
 }
 
 /** Connection counters as the transport reports them (`Transport.stats` fits this shape). */
@@ -42,6 +57,8 @@ export interface ServerInfo {
   readonly table: CommandTable;
   readonly stats: ProtocolStats;
   readonly connections: () => ConnectionCounts;
+  /** Re-reads the config file and applies what can change live; absent when there is no file to read. */
+  readonly reload?: () => Promise<ReloadSummary>;
 }
 
 /** Per-server counters: requests by command (indexed by `Command.index`) and errors by code. */

@@ -18,6 +18,18 @@ export const ERRORS = {
   SHUTTING_DOWN: 'The server is shutting down and takes no new requests. Reconnect later.',
   TOO_MANY_CONNECTIONS:
     'The server is at its connection limit and closed this connection. Retry later, or raise --max-connections.',
+  NOAUTH:
+    'The server requires authentication: send {"action":"AUTH","user":...,"password":...} first. Until then only PING, HELLO, HELP and AUTH run.',
+  AUTH_FAILED:
+    'Unknown user or wrong password (the two are indistinguishable on purpose). Failures are slowed, and repeated ones close the connection and refuse the address for a while.',
+  NOPERM:
+    "The authenticated user lacks the permission this request needs; the message names the action and the key or channel. Ask the administrator to extend the user's permissions in the config file.",
+  RATE_LIMITED:
+    'Too many requests or failed attempts in a short time; the message says which limit. Slow down and retry later.',
+  PROTECTED_MODE:
+    'The server has no users configured and listens beyond loopback, so it only accepts loopback clients. Configure users (docs/security.md) or start it with --protected-mode no.',
+  CONFIG_ERROR:
+    'The config file could not be reloaded (the message says why); the running configuration stays in force.',
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -8,6 +8,9 @@
 import { type Static, type TProperties, type TSchema, Type } from '@sinclair/typebox';
 import type { ErrorCode } from './errors.js';
 
+/** The wire protocol's version, reported by HELLO; raised only for incompatible changes. */
+export const PROTOCOL_VERSION = 1;
+
 /** Documented protocol limits (the line and depth limits are server config: see config.ts). */
 export const LIMITS = {
   /** Longest string `id`, in UTF-16 code units; longer ids are refused (and not echoed). */
@@ -331,6 +334,68 @@ const HELP = action({
   errors: [],
 });
 
+const AUTH = action({
+  name: 'AUTH',
+  summary: 'Authenticates the connection as a user from the server configuration.',
+  request: request('AUTH', {
+    user: Type.String({ minLength: 1, maxLength: 64, description: 'User name.' }),
+    password: Type.String({
+      maxLength: 1024,
+      description: 'The password (sent in the clear: use TLS beyond loopback).',
+    }),
+  }),
+  result: Type.Object(
+    { user: Type.String({ description: 'The user now bound to the connection.' }) },
+    { additionalProperties: false },
+  ),
+  errors: ['AUTH_FAILED', 'RATE_LIMITED'],
+  notes:
+    'Allowed before authentication. A failure is answered after a delay that grows with each failure on the connection; after `--auth-max-failures` the connection is closed, and after `--auth-max-failures-per-address` failures from one address within `--auth-block-seconds` that address is refused (RATE_LIMITED) for that long. A failed AUTH on an authenticated connection keeps the earlier user. Requests pipelined after an AUTH wait for its outcome. On a server without users, AUTH fails with AUTH_FAILED saying so. See docs/security.md.',
+});
+
+const HELLO = action({
+  name: 'HELLO',
+  summary:
+    'Describes the server and the connection: name, version, protocol version, whether AUTH is required, the current user.',
+  request: request('HELLO', {}),
+  result: Type.Object(
+    {
+      server: Type.Literal('caretkv'),
+      version: Type.String(),
+      protocol: Type.Integer({ minimum: 1, description: 'Wire protocol version.' }),
+      authRequired: Type.Boolean({ description: 'Whether the server has users (AUTH needed).' }),
+      user: Type.Union([Type.String(), Type.Null()], {
+        description: 'The authenticated user, or null.',
+      }),
+    },
+    { additionalProperties: false },
+  ),
+  errors: [],
+  notes: 'Allowed before authentication.',
+});
+
+const CONFIG = action({
+  name: 'CONFIG',
+  summary:
+    'Server configuration: `op: "RELOAD"` re-reads the config file (users, permissions, TLS certificates).',
+  request: request('CONFIG', {
+    op: Type.Unsafe<'RELOAD'>({ type: 'string', enum: ['RELOAD'], description: 'The operation: `RELOAD`.' }),
+  }),
+  result: Type.Object(
+    {
+      users: Type.Integer({ minimum: 0, description: 'Users now configured.' }),
+      tls: Type.Boolean({ description: 'Whether TLS certificates were re-read.' }),
+      restartNeeded: Type.Array(Type.String(), {
+        description: 'Changed settings that only take effect after a restart.',
+      }),
+    },
+    { additionalProperties: false },
+  ),
+  errors: ['CONFIG_ERROR'],
+  notes:
+    'Same as SIGHUP. New users and permissions apply to live connections at once: a connection whose user was removed (or whose password changed) loses its authentication with a `deauthenticated` push; subscriptions no longer allowed end with a push. If the file is invalid nothing changes and the answer is CONFIG_ERROR.',
+});
+
 /** Every action, in the order the protocol document presents them. */
 export const ACTIONS = {
   PING,
@@ -352,6 +417,9 @@ export const ACTIONS = {
   PERSIST,
   INFO,
   HELP,
+  AUTH,
+  HELLO,
+  CONFIG,
 } as const;
 
 export type Actions = typeof ACTIONS;
@@ -383,6 +451,9 @@ export type TtlRequest = RequestOf<'TTL'>;
 export type PersistRequest = RequestOf<'PERSIST'>;
 export type InfoRequest = RequestOf<'INFO'>;
 export type HelpRequest = RequestOf<'HELP'>;
+export type AuthRequest = RequestOf<'AUTH'>;
+export type HelloRequest = RequestOf<'HELLO'>;
+export type ConfigRequest = RequestOf<'CONFIG'>;
 
 /** The response envelope (one line each). */
 export const OkResponse = Type.Object({ id: Type.Optional(Id), ok: Type.Literal(true), result: Json });

@@ -71,6 +71,9 @@ describe('validation messages name the field', () => {
       PERSIST: { key: 'a' },
       INFO: {},
       HELP: {},
+      AUTH: { user: 'u', password: 'p' },
+      HELLO: {},
+      CONFIG: { op: 'RELOAD' },
     };
     for (const action of Object.keys(ACTIONS) as ActionName[]) {
       expect(message(action, minimal[action]), action).toBeNull();

@@ -1,4 +1,5 @@
 import net from 'node:net';
+import tls from 'node:tls';
 import type { Logger } from 'pino';
 import { LogLimiter } from '../log.js';
 import type { Connection, ConnectionHandler, HandlerFactory } from './types.js';
@@ -17,7 +18,15 @@ export interface TransportOptions {
   highWaterMark?: number;
   /** The one line a connection over the limit receives before it is closed. */
   rejectMessage?: string | Uint8Array;
+  /**
+   * Serve TLS: certificate, key and, for mutual TLS, `ca` + `requestCert` + `rejectUnauthorized`.
+   * Connections reach the handler only after the handshake succeeded.
+   */
+  tls?: tls.TlsOptions;
 }
+
+/** A TLS handshake must finish within this long (the default, 120 s, lets idle sockets pile up). */
+const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
 
 export interface TransportStats {
   /** Open connections (rejected ones never count). */
@@ -280,17 +289,43 @@ export class Transport {
     this.#idleTimeoutMs = seconds(options.idleTimeout);
     this.#rejectMessage = options.rejectMessage ?? 'too many connections\n';
     this.#rejectLog = new LogLimiter(this.#log, { burst: 5, perSecond: 1 });
-    this.#server = net.createServer(
-      {
-        // The handler decides when to end after the client's FIN (it may still owe responses).
-        allowHalfOpen: true,
-        noDelay: true,
-        keepAlive: true,
-        keepAliveInitialDelay: 60_000,
-        highWaterMark: options.highWaterMark ?? DEFAULT_HIGH_WATER_MARK,
-      },
-      this.#onConnection,
-    );
+    const socketOptions: net.ServerOpts = {
+      // The handler decides when to end after the client's FIN (it may still owe responses).
+      allowHalfOpen: true,
+      noDelay: true,
+      keepAlive: true,
+      keepAliveInitialDelay: 60_000,
+      highWaterMark: options.highWaterMark ?? DEFAULT_HIGH_WATER_MARK,
+    };
+    if (options.tls) {
+      const server = tls.createServer(
+        { ...socketOptions, handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS, ...options.tls },
+        this.#onConnection,
+      );
+      // A failed handshake (no client certificate, wrong CA, plain text on a TLS port) is the
+      // client's doing: logged, sampled, never a server error.
+      server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: tls.TLSSocket) => {
+        this.#rejectLog.log(
+          'info',
+          { remoteAddress: socket.remoteAddress, code: err.code, reason: err.message },
+          'TLS handshake failed',
+        );
+      });
+      this.#server = server;
+    } else {
+      this.#server = net.createServer(socketOptions, this.#onConnection);
+    }
+  }
+
+  /** Whether this listener speaks TLS. */
+  get tls(): boolean {
+    return this.#server instanceof tls.Server;
+  }
+
+  /** New certificates for connections accepted from now on (reload); live ones keep theirs. */
+  setSecureContext(options: tls.SecureContextOptions): void {
+    if (!(this.#server instanceof tls.Server)) throw new Error('setSecureContext on a plain listener');
+    this.#server.setSecureContext(options);
   }
 
   listen(): Promise<ListenAddress> {

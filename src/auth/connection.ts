@@ -1,0 +1,378 @@
+/**
+ * One connection's authentication and permissions: `ctx.auth` in every command handler.
+ *
+ * The dispatcher reads `restricted` before each request: false on an open server (no users) and
+ * for a user allowed every category and every key, so those pay one property read and nothing
+ * else. When true, `authorize()` runs the generic checks derived from the command table
+ * (permissions.ts) and `filterResult()` trims listings.
+ *
+ * Hooks for command families that check their own arguments (pub/sub):
+ *   canRead(key) / canWrite(key)     a canonical key path
+ *   canObserve(pattern)              every key the pattern can match is readable
+ *   canSubscribe(pattern)            every channel the pattern can match is subscribable
+ *   canPublish(channel)              a concrete channel; `$`-prefixed channels never
+ *   userName                         the authenticated user (the `from` stamp), or null
+ *   on('permissions-changed', fn)    after AUTH as another user, a reload, or a loss of
+ *                                    authentication: re-check what the connection holds
+ */
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import { andThen, type Command, Fail } from '../commands/table.js';
+import { ERRORS } from '../protocol/errors.js';
+import type { Request } from '../protocol/schema.js';
+import { joinKey, parseNamespace } from '../store/keypath.js';
+import type { MaybePromise } from '../store/store.js';
+import type { Connection } from '../transport/types.js';
+import type { Authority } from './authority.js';
+import { isSealed, seal, unseal } from './cursor.js';
+import { verifyPassword } from './password.js';
+import { isReservedChannel, PathPattern } from './pattern.js';
+import type { User } from './users.js';
+
+export interface PermissionsChange {
+  /** What happened: a reload, an AUTH (possibly as another user), or a loss of authentication. */
+  readonly reason: 'reload' | 'authenticated' | 'deauthenticated';
+  /** The user now bound to the connection, or null. */
+  readonly user: string | null;
+}
+
+export interface ConnectionAuthEvents {
+  'permissions-changed': [change: PermissionsChange];
+}
+
+const NOAUTH = new Fail('NOAUTH', ERRORS.NOAUTH);
+
+function quote(text: string): string {
+  return JSON.stringify(text.length > 200 ? `${text.slice(0, 197)}...` : text);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    // unref: a pending penalty must not hold the process open at exit.
+    setTimeout(resolve, ms).unref();
+  });
+}
+
+interface ListArg {
+  readonly auth: ConnectionAuth;
+  readonly namespace: string;
+  readonly field: 'keys' | 'namespaces';
+}
+
+/** Module-level continuation for `andThen` (no closure per request). */
+function filterPage(page: unknown, arg: ListArg): unknown {
+  if (page instanceof Fail || typeof page !== 'object' || page === null) return page;
+  const p = page as { next: string | null } & Record<string, unknown>;
+  const names = p[arg.field] as string[];
+  const user = arg.auth.user;
+  const visible: string[] = [];
+  for (const name of names) {
+    const path = arg.namespace === '' ? name : `${arg.namespace}^${name}`;
+    const ok =
+      user !== null && (arg.field === 'keys' ? user.read.matches(path) : user.read.mayMatchBelow(path));
+    if (ok) visible.push(name);
+  }
+  let next = p.next;
+  if (next !== null && visible[visible.length - 1] !== next) next = seal(next);
+  return { [arg.field]: visible, next };
+}
+
+export class ConnectionAuth extends EventEmitter<ConnectionAuthEvents> {
+  /** The authenticated user; null before AUTH (or on an open server). */
+  user: User | null = null;
+  /** Whether the dispatcher must check each request (see the module comment). */
+  restricted: boolean;
+  /** Current line limit: small until authenticated. The session applies it. */
+  lineLimit: number;
+  /** An AUTH is being verified: the session runs nothing after it until it is answered. */
+  busy = false;
+  /** Failed AUTH attempts on this connection since its last success. */
+  failures = 0;
+  readonly #authority: Authority;
+  readonly #conn: Connection | undefined;
+  readonly #log: Logger;
+  #open: boolean;
+  #disposed = false;
+
+  constructor(authority: Authority, conn: Connection | undefined) {
+    super();
+    this.#authority = authority;
+    this.#conn = conn;
+    this.#log = conn?.log ?? authority.log;
+    this.#open = !authority.required;
+    this.restricted = !this.#open;
+    this.lineLimit = this.#open ? authority.maxLineBytes : authority.preAuthMaxLineBytes;
+  }
+
+  /** Whether the server requires AUTH at all. */
+  get required(): boolean {
+    return this.#authority.required;
+  }
+
+  /** The authenticated user's name (the pub/sub `from` stamp), or null. */
+  get userName(): string | null {
+    return this.user?.name ?? null;
+  }
+
+  /** True once the connection may run more than PING/HELLO/HELP/AUTH. */
+  get authenticated(): boolean {
+    return this.#open || this.user !== null;
+  }
+
+  // -------------------------------------------------------------- hooks for command families
+
+  canRead(key: string): boolean {
+    if (this.#open) return true;
+    return this.user?.read.matches(key) === true;
+  }
+
+  canWrite(key: string): boolean {
+    if (this.#open) return true;
+    return this.user?.write.matches(key) === true;
+  }
+
+  /** Every key `pattern` (a validated OBSERVE pattern) can match is readable. */
+  canObserve(pattern: string): boolean {
+    if (this.#open) return true;
+    const p = compile(pattern);
+    return p !== undefined && this.user?.read.covers(p) === true;
+  }
+
+  /** Every channel `pattern` (a validated SUBSCRIBE pattern) can match is subscribable. */
+  canSubscribe(pattern: string): boolean {
+    if (this.#open) return true;
+    const p = compile(pattern);
+    return p !== undefined && this.user?.subscribe.covers(p, true) === true;
+  }
+
+  /** A concrete, canonical channel. Server channels (`$...`) are never publishable by a client. */
+  canPublish(channel: string): boolean {
+    if (isReservedChannel(channel)) return false;
+    if (this.#open) return true;
+    return this.user?.publish.matches(channel, true) === true;
+  }
+
+  /** A NOPERM failure naming the action and what it touched, for hooks' callers. */
+  deny(action: string, what: string): Fail {
+    const who = this.user === null ? 'this connection' : `user ${quote(this.user.name)}`;
+    return new Fail('NOPERM', `${who} may not ${action} ${what}`);
+  }
+
+  // -------------------------------------------------------------- the dispatcher's checks
+
+  /** The generic checks for one request; undefined when it may run. */
+  authorize(command: Command, req: Request): Fail | undefined {
+    const perm = this.#authority.permissions[command.index]!;
+    const user = this.user;
+    if (user === null) return perm.noAuth || this.#open ? undefined : NOAUTH;
+    if ((user.categories & perm.category) !== perm.category) {
+      return this.deny(`run ${command.name}`, `(its category "${perm.categoryName}" is not granted)`);
+    }
+    const access = perm.access;
+    const r = req as {
+      namespace?: string;
+      key?: string;
+      keys?: string[];
+      entries?: Record<string, unknown>;
+      after?: string;
+    };
+    switch (access.kind) {
+      case 'none':
+        return undefined;
+      case 'key':
+        return this.#checkKey(command, joinKey(r.namespace, r.key!), access.write);
+      case 'keys': {
+        for (const k of r.keys!) {
+          const denied = this.#checkKey(command, joinKey(r.namespace, k), access.write);
+          if (denied !== undefined) return denied;
+        }
+        return undefined;
+      }
+      case 'entries': {
+        for (const k of Object.keys(r.entries!)) {
+          const denied = this.#checkKey(command, joinKey(r.namespace, k), access.write);
+          if (denied !== undefined) return denied;
+        }
+        return undefined;
+      }
+      case 'subtree': {
+        const ns = parseNamespace(r.namespace);
+        // A malformed namespace is the handler's BAD_KEY to report; it touches nothing.
+        if (typeof ns !== 'string') return undefined;
+        const set = access.write ? user.write : user.read;
+        if (set.covers(new PathPattern(ns === '' ? '>' : `${ns}^>`))) return undefined;
+        return this.deny(
+          command.name,
+          `namespace ${quote(ns === '' ? '^' : ns)}: needs ${access.write ? 'write' : 'read'} permission on every key below it`,
+        );
+      }
+      case 'list': {
+        if (typeof r.after === 'string' && isSealed(r.after)) {
+          const name = unseal(r.after);
+          if (name === undefined) {
+            return new Fail(
+              'BAD_REQUEST',
+              'after: not a cursor this server issued (cursors do not survive a restart)',
+            );
+          }
+          r.after = name;
+        }
+        return undefined;
+      }
+    }
+  }
+
+  #checkKey(command: Command, key: string | { message: string }, write: boolean): Fail | undefined {
+    // A malformed key is the handler's BAD_KEY to report, before it touches the store.
+    if (typeof key !== 'string') return undefined;
+    const user = this.user!;
+    if ((write ? user.write : user.read).matches(key)) return undefined;
+    return this.deny(command.name, `key ${quote(key)} (no ${write ? 'write' : 'read'} permission)`);
+  }
+
+  /** Trims a listing to the names the user may read (see cursor.ts for `next`). */
+  filterResult(command: Command, req: Request, result: MaybePromise<unknown>): MaybePromise<unknown> {
+    const access = this.#authority.permissions[command.index]!.access;
+    if (access.kind !== 'list' || this.user === null) return result;
+    const ns = parseNamespace((req as { namespace?: string }).namespace);
+    if (typeof ns !== 'string') return result;
+    return andThen(result, filterPage, { auth: this, namespace: ns, field: access.field });
+  }
+
+  // -------------------------------------------------------------- AUTH
+
+  /** Verifies and binds a user, with the failure penalties of docs/security.md. */
+  async authenticate(name: string, password: string): Promise<{ user: string } | Fail> {
+    const authority = this.#authority;
+    if (!authority.required) {
+      return new Fail(
+        'AUTH_FAILED',
+        'no users are configured on this server: AUTH is not needed (and cannot succeed)',
+      );
+    }
+    const address = this.#conn?.remoteAddress ?? '';
+    const blockedMs = authority.blockedFor(address);
+    if (blockedMs > 0) {
+      this.#closeSoon();
+      return new Fail('RATE_LIMITED', authority.blockedMessage(blockedMs));
+    }
+    this.busy = true;
+    try {
+      const candidate = authority.users.get(name);
+      // Unknown users are verified against a dummy hash: the same time, the same answer.
+      const ok = await verifyPassword(password, candidate?.hash);
+      const current = authority.users.get(name);
+      if (ok && candidate !== undefined && current !== undefined && current.hashText === candidate.hashText) {
+        if (this.#disposed) return new Fail('AUTH_FAILED', ERRORS.AUTH_FAILED);
+        this.failures = 0;
+        authority.stats.authSuccesses++;
+        const changed = this.user !== current;
+        this.#bind(current);
+        this.#log.info({ user: name, remoteAddress: address }, 'authenticated');
+        if (changed) this.emit('permissions-changed', { reason: 'authenticated', user: name });
+        return { user: name };
+      }
+      this.failures++;
+      const { addressFailures, blocked } = authority.recordFailure(address);
+      const delayMs = authority.delayFor(this.failures);
+      const closing = blocked || this.failures >= authority.authMaxFailures;
+      // Never the password; the user name as sent, cut short (it is attacker-controlled).
+      this.#log.warn(
+        {
+          user: name.slice(0, 64),
+          remoteAddress: address,
+          failures: this.failures,
+          addressFailures,
+          delayMs,
+          closing,
+        },
+        'authentication failed',
+      );
+      await sleep(delayMs);
+      if (closing) this.#closeSoon();
+      return new Fail(
+        'AUTH_FAILED',
+        closing
+          ? 'unknown user or wrong password; too many failures, closing the connection'
+          : 'unknown user or wrong password',
+      );
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  #bind(user: User): void {
+    this.user = user;
+    this.restricted = !user.unrestricted;
+    this.lineLimit = this.#authority.maxLineBytes;
+  }
+
+  #unbind(): void {
+    this.user = null;
+    this.restricted = true;
+    this.lineLimit = this.#authority.preAuthMaxLineBytes;
+  }
+
+  #closeSoon(): void {
+    const conn = this.#conn;
+    if (conn === undefined) return;
+    // After the answer: the dispatcher's and session's continuations are microtasks, this is not.
+    setImmediate(() => conn.end());
+  }
+
+  #push(event: string, message: string): void {
+    this.#conn?.write(`${JSON.stringify({ event, message })}\n`);
+  }
+
+  /** @internal The authority's reload reaches each connection here. */
+  refresh(): void {
+    const authority = this.#authority;
+    const wasOpen = this.#open;
+    this.#open = !authority.required;
+    const before = this.user;
+    if (this.#open) {
+      this.user = null;
+      this.restricted = false;
+      this.lineLimit = authority.maxLineBytes;
+    } else if (before === null) {
+      this.#unbind();
+      if (wasOpen) {
+        this.#push(
+          'deauthenticated',
+          'the server now requires authentication: send AUTH before anything else',
+        );
+      }
+    } else {
+      const next = authority.users.get(before.name);
+      if (next === undefined || next.hashText !== before.hashText) {
+        this.#unbind();
+        const why = next === undefined ? 'was removed' : 'has a new password';
+        this.#log.info({ user: before.name }, `user ${why}; connection deauthenticated`);
+        this.#push('deauthenticated', `user ${quote(before.name)} ${why}: send AUTH again`);
+      } else {
+        this.#bind(next);
+      }
+    }
+    const deauthenticated = (before !== null || wasOpen) && this.user === null && !this.#open;
+    this.emit('permissions-changed', {
+      reason: deauthenticated ? 'deauthenticated' : 'reload',
+      user: this.userName,
+    });
+  }
+
+  /** The connection is gone: forget it (and every listener on it). */
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    this.#authority.detach(this);
+    this.removeAllListeners();
+  }
+}
+
+function compile(pattern: string): PathPattern | undefined {
+  try {
+    return new PathPattern(pattern);
+  } catch {
+    return undefined;
+  }
+}
