@@ -56,7 +56,7 @@ export function formatError(code: string, message: string, style: Style): string
 }
 
 /** A server push (pub/sub message, key change, shutdown notice). */
-export function formatPush(message: { event: string }, style: Style): string {
+export function formatPush(message: { event: string; [field: string]: unknown }, style: Style): string {
   if (!style.pretty) return JSON.stringify(message);
   return `${paint(style, 'cyan', `(${message.event})`)} ${render(message, '', style)}`;
 }
