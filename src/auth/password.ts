@@ -65,7 +65,10 @@ function derive(password: string, salt: Buffer, length: number, params: { N: num
 }
 
 /** A new hash string for `password`, with a random salt. */
-export async function hashPassword(password: string, params = DEFAULT_SCRYPT): Promise<string> {
+export async function hashPassword(
+  password: string,
+  params: { N: number; r: number; p: number } = DEFAULT_SCRYPT,
+): Promise<string> {
   const salt = randomBytes(SALT_BYTES);
   const hash = await derive(password, salt, HASH_BYTES, params);
   return `scrypt$N=${params.N},r=${params.r},p=${params.p}$${salt.toString('base64')}$${hash.toString('base64')}`;

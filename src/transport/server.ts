@@ -273,6 +273,8 @@ export class Transport {
   readonly #server: net.Server;
   readonly #connections = new Set<SocketConnection>();
   readonly #rejected = new Set<net.Socket>();
+  /** TLS only: every TCP socket under the listener, handshaking or not. */
+  readonly #raw = new Set<net.Socket>();
   readonly #rejectLog: LogLimiter;
   readonly #idleTimeoutMs: number;
   readonly #rejectMessage: string | Uint8Array;
@@ -310,6 +312,12 @@ export class Transport {
           { remoteAddress: socket.remoteAddress, code: err.code, reason: err.message },
           'TLS handshake failed',
         );
+        socket.destroy();
+      });
+      // Sockets still in their handshake are no connection yet, but `server.close()` waits for them.
+      server.on('connection', (raw: net.Socket) => {
+        this.#raw.add(raw);
+        raw.once('close', () => this.#raw.delete(raw));
       });
       this.#server = server;
     } else {
@@ -393,6 +401,8 @@ export class Transport {
 
     const destroyed = this.#connections.size;
     for (const conn of this.#connections) conn.destroy();
+    // TLS sockets still in their handshake sent no request; after the grace period they go too.
+    for (const raw of this.#raw) raw.destroy();
     await stopped;
     return {
       connections: open.length,
