@@ -5,6 +5,7 @@ import { registerBench } from './bench.js';
 import { registerEcho } from './echo.js';
 import { settingsHelp } from './options.js';
 import { registerPasswd } from './passwd.js';
+import { registerCli } from './repl.js';
 import { CliError } from './run.js';
 import { registerServe } from './serve.js';
 
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   registerServe(program);
   registerEcho(program);
   registerBench(program);
+  registerCli(program);
   registerPasswd(program);
   return program;
 }
