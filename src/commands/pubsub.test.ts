@@ -1,0 +1,82 @@
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { Broker } from '../pubsub/broker.js';
+import type { Connection } from '../transport/types.js';
+import { type PubsubContext, pubsubHandlers } from './pubsub.js';
+import { type CommandContext, Fail } from './table.js';
+
+function fakeConn(id: number): Connection & { lines: string[] } {
+  const lines: string[] = [];
+  return {
+    id,
+    remoteAddress: '127.0.0.1',
+    remotePort: 1,
+    log: pino({ enabled: false }),
+    lines,
+    write: (data: string | Uint8Array) => void lines.push(String(data)),
+    pendingBytes: 0,
+    congested: false,
+    end() {},
+    destroy() {},
+    idleExempt: false,
+    closed: false,
+  };
+}
+
+function context(conn: Connection | undefined, broker: Broker | undefined): PubsubContext {
+  return { conn, broker, log: pino({ enabled: false }) } as unknown as PubsubContext;
+}
+
+describe('pub/sub command handlers', () => {
+  it('run each action against the connection’s subscriber', () => {
+    const broker = new Broker();
+    const sub = fakeConn(1);
+    const pub = fakeConn(2);
+    const s = context(sub, broker);
+    const p = context(pub, broker);
+    expect(pubsubHandlers.SUBSCRIBE({ action: 'SUBSCRIBE', channels: ['a^*', 'b'] }, s)).toBe(2);
+    expect(pubsubHandlers.OBSERVE({ action: 'OBSERVE', keys: ['k^>'] }, s)).toBe(1);
+    expect(pubsubHandlers.PUBLISH({ action: 'PUBLISH', channel: 'a^1', message: { x: [1] } }, p)).toBe(1);
+    expect(sub.lines).toEqual([
+      '{"event":"message","channel":"a^1","pattern":"a^*","message":{"x":[1]},"from":2,"seq":1}\n',
+    ]);
+    broker.onStoreChange('set', 'k^1', '7');
+    expect(sub.lines[1]).toBe('{"event":"change","key":"k^1","op":"set","value":7,"seq":2}\n');
+    expect(pubsubHandlers.UNSUBSCRIBE({ action: 'UNSUBSCRIBE', channels: ['b'] }, s)).toBe(1);
+    expect(pubsubHandlers.UNSUBSCRIBE({ action: 'UNSUBSCRIBE' }, s)).toBe(0);
+    expect(pubsubHandlers.UNOBSERVE({ action: 'UNOBSERVE' }, s)).toBe(0);
+    expect(broker.stats()).toMatchObject({ subscribers: 0, publishes: 1 });
+  });
+
+  it('turn refusals into failures with the catalogue code and the broker’s message', () => {
+    const broker = new Broker();
+    const p = context(fakeConn(3), broker);
+    const refused = pubsubHandlers.PUBLISH({ action: 'PUBLISH', channel: '$sys^shutdown', message: 1 }, p);
+    expect(refused).toBeInstanceOf(Fail);
+    expect(refused).toMatchObject({
+      code: 'NOPERM',
+      message: expect.stringMatching(/reserved for the server/),
+    });
+    expect(pubsubHandlers.SUBSCRIBE({ action: 'SUBSCRIBE', channels: ['a^>^b'] }, p)).toMatchObject({
+      code: 'BAD_CHANNEL',
+      message: expect.stringMatching(/^channels\[0\]: ">" must be the last segment/),
+    });
+    expect(pubsubHandlers.OBSERVE({ action: 'OBSERVE', keys: ['ok', 'a^^b'] }, p)).toMatchObject({
+      code: 'BAD_KEY',
+      message: expect.stringMatching(/^keys\[1\]: empty segment/),
+    });
+  });
+
+  it('say why when there is no broker or no connection', () => {
+    const none = pubsubHandlers.SUBSCRIBE(
+      { action: 'SUBSCRIBE', channels: ['a'] },
+      context(fakeConn(4), undefined),
+    );
+    expect(none).toMatchObject({ code: 'INTERNAL', message: 'pub/sub is not enabled on this server' });
+    const noConn = pubsubHandlers.PUBLISH(
+      { action: 'PUBLISH', channel: 'a', message: 1 },
+      context(undefined, new Broker()) as CommandContext,
+    );
+    expect(noConn).toMatchObject({ code: 'BAD_REQUEST' });
+  });
+});
