@@ -9,8 +9,9 @@
  * ids of every type), byte-level damage to them (truncation, inserted/flipped bytes, stray
  * CR/LF), and raw garbage (random bytes, non-objects, 100000 `[`, lines over the limit). Each
  * session is one connection: a pipelined burst written in pieces split at random byte
- * boundaries, then either a clean half-close (every response is read and checked) or an abrupt
- * exit mid-frame (destroy, or RST).
+ * boundaries (sometimes while not reading, so the server's output backs up and it stops reading),
+ * then either a clean half-close (every response is read and checked) or an abrupt exit mid-frame
+ * (destroy, or RST).
  *
  * Every response to a clean session is checked against an oracle: the same framing rules and the
  * codec's own `decode()`, run locally. A line the codec refuses must get exactly that error (code,
@@ -388,7 +389,20 @@ function mutateBytes(rng: Rng, b: Buffer): Buffer {
   }
 }
 
+/**
+ * A valid ECHO padded to within a byte or two of the line limit, sometimes with a CR: the framer's
+ * limit check runs on carried bytes across chunk splits, with one byte of slack for a split CRLF.
+ */
+function nearLimit(rng: Rng): Buffer {
+  const cr = rng.chance(0.5);
+  const target = FUZZ_MAX_LINE_BYTES + rng.int(-2, 2) + (cr ? 1 : 0);
+  const head = '{"action":"ECHO","value":"';
+  const tail = `"}${cr ? '\r' : ''}`;
+  return Buffer.from(`${head}${'n'.repeat(Math.max(0, target - head.length - tail.length))}${tail}`);
+}
+
 function garbage(rng: Rng): Buffer {
+  if (rng.chance(0.1)) return nearLimit(rng);
   switch (rng.int(0, 7)) {
     case 0: {
       const bytes = Buffer.alloc(rng.int(1, 400));
@@ -578,6 +592,13 @@ async function session(
 ): Promise<void> {
   const burst = Math.min(framesLeft(), rng.chance(0.1) ? rng.int(100, 400) : rng.int(1, 48));
   const parts: Buffer[] = [];
+  // Now and then a session that reads slowly asks for ~4 MiB of answers first, more than the
+  // loopback socket buffers hold, so the server really does back up and stop reading.
+  const slow = rng.chance(0.2);
+  if (slow && rng.chance(0.25)) {
+    const echo = Buffer.from(`{"action":"ECHO","value":"${'e'.repeat(60_000)}"}\n`);
+    for (let i = 0; i < 64; i++) parts.push(echo);
+  }
   for (let i = 0; i < burst; i++) {
     parts.push(frame(rng), Buffer.from(rng.chance(0.1) ? '\r\n' : '\n'));
   }
@@ -630,7 +651,17 @@ async function session(
       resolve(true);
     });
   });
-  await writeSplit(rng, socket, stream);
+  if (slow) {
+    // A slow reader for a while: the server's output backs up, it stops reading, and must pick
+    // up exactly where it stopped once we drain it.
+    socket.pause();
+    const writing = writeSplit(rng, socket, stream);
+    await new Promise((resolve) => setTimeout(resolve, rng.int(1, 50)));
+    socket.resume();
+    await writing;
+  } else {
+    await writeSplit(rng, socket, stream);
+  }
   socket.end();
   const gotEnd = await ended;
   socket.destroy();
@@ -799,7 +830,9 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
   let server: ProbedServer | null = null;
   let port = options.port;
   if (port === undefined) {
-    server = await startProbedServer({ config: { maxLineBytes: FUZZ_MAX_LINE_BYTES, idleTimeout: 120 } });
+    // No idle timeout: the control connection sits idle through the whole run (idle timeouts are
+    // exercised in test/faults.test.ts).
+    server = await startProbedServer({ config: { maxLineBytes: FUZZ_MAX_LINE_BYTES, idleTimeout: 0 } });
     port = server.port;
   }
   let control: LineClient | undefined;
