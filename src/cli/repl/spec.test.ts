@@ -1,7 +1,15 @@
+import { Type } from '@sinclair/typebox';
 import { describe, expect, it } from 'vitest';
 import { ACTIONS } from '../../protocol/schema.js';
 import { usage } from './parse.js';
-import { ACTION_NAMES, actionInfo, POSITIONAL_OVERRIDES } from './spec.js';
+import { ACTION_NAMES, actionInfo, derivedPositional, type FieldInfo, POSITIONAL_OVERRIDES } from './spec.js';
+
+const field = (name: string, schema: FieldInfo['schema'], required = true): FieldInfo => ({
+  name,
+  schema,
+  required,
+  text: false,
+});
 
 /** The CLI's positional table must not drift from the schema: these checks fail when it does. */
 describe('positional forms against the schema', () => {
@@ -37,5 +45,20 @@ describe('positional forms against the schema', () => {
     expect(actionInfo('MSET')!.positional).toEqual({ fields: [], pairs: 'entries' });
     expect(actionInfo('CAS')!.positional).toEqual({ fields: ['key', 'expected', 'value'] });
     expect(actionInfo('PING')!.positional).toEqual({ fields: [] });
+  });
+
+  it('derives forms for actions yet to come: arrays take the rest, objects take pairs', () => {
+    const str = Type.String();
+    const arr = Type.Array(str);
+    expect(derivedPositional([field('channel', str), field('message', Type.Unknown())])).toEqual({
+      fields: ['channel', 'message'],
+    });
+    expect(derivedPositional([field('channels', arr)])).toEqual({ fields: [], rest: 'channels' });
+    expect(derivedPositional([field('channels', arr, false)])).toEqual({ fields: [], rest: 'channels' });
+    expect(derivedPositional([field('ns', str, false), field('entries', Type.Object({}))])).toEqual({
+      fields: [],
+      pairs: 'entries',
+    });
+    expect(derivedPositional([field('a', arr, false), field('b', arr, false)])).toEqual({ fields: [] });
   });
 });

@@ -77,12 +77,15 @@ export function actionInfo(name: string): ActionInfo | undefined {
 /**
  * The default positional form: the required fields in schema order, where a last field that is an
  * array takes every remaining argument and a last field that is an object takes key/value pairs.
+ * An optional array that is the action's only array takes the rest too (`UNSUBSCRIBE a b`).
  */
 export function derivedPositional(fields: readonly FieldInfo[]): Positional {
   const required = fields.filter((f) => f.required).map((f) => f.name);
   const last = fields.find((f) => f.name === required[required.length - 1]);
   if (last && typeOf(last.schema) === 'array') return { fields: required.slice(0, -1), rest: last.name };
   if (last && typeOf(last.schema) === 'object') return { fields: required.slice(0, -1), pairs: last.name };
+  const arrays = fields.filter((f) => typeOf(f.schema) === 'array');
+  if (arrays.length === 1 && !arrays[0]!.required) return { fields: required, rest: arrays[0]!.name };
   return { fields: required };
 }
 
