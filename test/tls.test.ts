@@ -49,7 +49,10 @@ describe('TLS instead of plain (--tls-cert/--tls-key, no --tls-port)', () => {
 describe('TLS beside plain (--tls-port)', () => {
   it('runs both listeners; reload swaps the certificate for new connections', async () => {
     // In the "file", so that a reload can change them (flags would win over the file).
-    const server = await startAuthServer({ tlsCert: certs.serverCert, tlsKey: certs.serverKey }, { tlsPort: 0 });
+    const server = await startAuthServer(
+      { tlsCert: certs.serverCert, tlsKey: certs.serverKey },
+      { tlsPort: 0 },
+    );
     try {
       const tlsPort = server.server.tlsAddress!.port;
       expect(tlsPort).not.toBe(server.port);
