@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { Broker } from '../pubsub/broker.js';
@@ -23,8 +24,32 @@ function fakeConn(id: number): Connection & { lines: string[] } {
   };
 }
 
-function context(conn: Connection | undefined, broker: Broker | undefined): PubsubContext {
-  return { conn, broker, log: pino({ enabled: false }) } as unknown as PubsubContext;
+/** The auth hooks pub/sub uses (src/auth/connection.ts), with rules a test sets. */
+class FakeAuth extends EventEmitter {
+  userName: string | null = null;
+  required = false;
+  subscribable = (_pattern: string) => true;
+  publishable = (_channel: string) => true;
+  canSubscribe(pattern: string) {
+    return this.subscribable(pattern);
+  }
+  canObserve(pattern: string) {
+    return this.subscribable(pattern);
+  }
+  canPublish(channel: string) {
+    return !channel.startsWith('$') && this.publishable(channel);
+  }
+  deny(action: string, what: string) {
+    return new Fail('NOPERM', `user ${JSON.stringify(this.userName)} may not ${action} ${what}`);
+  }
+}
+
+function context(
+  conn: Connection | undefined,
+  broker: Broker | undefined,
+  auth = new FakeAuth(),
+): PubsubContext {
+  return { conn, broker, auth, log: pino({ enabled: false }) } as unknown as PubsubContext;
 }
 
 describe('pub/sub command handlers', () => {
@@ -78,5 +103,55 @@ describe('pub/sub command handlers', () => {
       context(undefined, new Broker()) as CommandContext,
     );
     expect(noConn).toMatchObject({ code: 'BAD_REQUEST' });
+  });
+
+  it('apply the user’s permissions, stamp the user, and revoke what a change no longer allows', () => {
+    const broker = new Broker();
+    const conn = fakeConn(5);
+    const auth = new FakeAuth();
+    auth.required = true;
+    auth.userName = 'app';
+    auth.subscribable = (p) => p.startsWith('news^') || p.startsWith('app^');
+    auth.publishable = (c) => c.startsWith('news^');
+    const ctx = context(conn, broker, auth);
+    expect(
+      pubsubHandlers.SUBSCRIBE({ action: 'SUBSCRIBE', channels: ['news^>', 'alerts^>'] }, ctx),
+    ).toMatchObject({
+      code: 'NOPERM',
+      message: 'user "app" may not SUBSCRIBE channel pattern "alerts^>"',
+    });
+    expect(pubsubHandlers.SUBSCRIBE({ action: 'SUBSCRIBE', channels: ['news^>'] }, ctx)).toBe(1);
+    expect(pubsubHandlers.OBSERVE({ action: 'OBSERVE', keys: ['app^>', 'other^x'] }, ctx)).toMatchObject({
+      code: 'NOPERM',
+      message: 'user "app" may not OBSERVE key pattern "other^x"',
+    });
+    expect(pubsubHandlers.OBSERVE({ action: 'OBSERVE', keys: ['app^>'] }, ctx)).toBe(1);
+    expect(pubsubHandlers.PUBLISH({ action: 'PUBLISH', channel: 'alerts^x', message: 1 }, ctx)).toMatchObject(
+      {
+        code: 'NOPERM',
+        message: 'user "app" may not PUBLISH channel "alerts^x"',
+      },
+    );
+    expect(pubsubHandlers.PUBLISH({ action: 'PUBLISH', channel: 'news^x', message: 1 }, ctx)).toBe(1);
+    expect(conn.lines.at(-1)).toMatch(/"from":"app","seq":1\}\n$/);
+    expect(broker.stats().refused.NOPERM).toBe(3);
+
+    // A reload takes `news^` away: the subscription ends with a push saying why; `app^>` stays.
+    auth.subscribable = (p) => p.startsWith('app^');
+    auth.emit('permissions-changed', { reason: 'reload', user: 'app' });
+    expect(JSON.parse(conn.lines.at(-1)!)).toEqual({
+      event: 'revoked',
+      channels: ['news^>'],
+      keys: [],
+      reason: 'the server reloaded its configuration and the user may no longer hold these',
+    });
+    expect(broker.stats()).toMatchObject({ subscriptions: 0, observations: 1 });
+    // AUTH as another user restamps the messages.
+    auth.userName = 'ops';
+    auth.subscribable = () => true;
+    auth.emit('permissions-changed', { reason: 'authenticated', user: 'ops' });
+    pubsubHandlers.SUBSCRIBE({ action: 'SUBSCRIBE', channels: ['news^x'] }, ctx);
+    pubsubHandlers.PUBLISH({ action: 'PUBLISH', channel: 'news^x', message: 2 }, ctx);
+    expect(conn.lines.at(-1)).toMatch(/"from":"ops","seq":2\}\n$/);
   });
 });

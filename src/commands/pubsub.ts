@@ -1,15 +1,16 @@
 /**
  * Pub/sub commands: SUBSCRIBE UNSUBSCRIBE PUBLISH OBSERVE UNOBSERVE.
  * Each is one broker call on the connection's pub/sub side (`broker.remote(conn)`); the broker
- * validates patterns and channels, applies the limits and counts refusals, which come back as
- * values and leave here as `Fail`s. `from` is never read from the request: the broker stamps the
- * connection's identity.
+ * validates patterns and channels, applies the limits and the user's permissions and counts
+ * refusals, which come back as values and leave here as `Fail`s. `from` is never read from the
+ * request: the broker stamps the connection's identity (its user, or its id on an open server).
  */
 import type { Static, TUnsafe } from '@sinclair/typebox';
+import type { ConnectionAuth, PermissionsChange } from '../auth/connection.js';
 import type { ErrorCode } from '../protocol/errors.js';
 import type { pubsubActions } from '../protocol/pubsub-schema.js';
 import { ACTIONS, type ActionSpec } from '../protocol/schema.js';
-import { type Broker, PubSubRefusal } from '../pubsub/index.js';
+import { type Broker, PubSubRefusal, type RemoteSubscriber } from '../pubsub/index.js';
 import type { AnyCommandDef, CommandContext, CommandFlag, Handler } from './table.js';
 import { Fail } from './table.js';
 
@@ -35,15 +36,64 @@ function result(value: number | PubSubRefusal): number | Fail {
   return value instanceof PubSubRefusal ? fail(value) : value;
 }
 
+/** Connections whose subscriber already carries their identity, guard and revocation hook. */
+const attached = new WeakSet<RemoteSubscriber>();
+
 /**
- * Shared by every pub/sub command: finds the broker and the connection's subscriber, or says
- * why there is none.
+ * Shared by every pub/sub command: the broker and the connection's subscriber, or why there is
+ * none. On a connection's first pub/sub command its subscriber is tied to its auth (below).
  */
-function remoteOf(ctx: CommandContext) {
+function remoteOf(ctx: CommandContext): { broker: Broker; remote: RemoteSubscriber } | Fail {
   const broker = (ctx as PubsubContext).broker;
   if (broker === undefined) return NO_BROKER;
   if (ctx.conn === undefined) return NO_CONNECTION;
-  return { broker, remote: broker.remote(ctx.conn) };
+  const remote = broker.remote(ctx.conn);
+  if (!attached.has(remote)) {
+    attached.add(remote);
+    attach(broker, remote, ctx.auth);
+  }
+  return { broker, remote };
+}
+
+/**
+ * Ties a connection's subscriber to its authentication (src/auth/connection.ts): messages are
+ * stamped with the user, the user's channel and key patterns decide what it may subscribe,
+ * observe and publish, and when its permissions change (a reload, AUTH as another user) what it
+ * may no longer hold ends with a `revoked` push saying why. On an open server there is nothing to
+ * check, and nothing is attached.
+ */
+function attach(broker: Broker, remote: RemoteSubscriber, auth: ConnectionAuth): void {
+  remote.identify(auth.userName);
+  if (!auth.required) return;
+  remote.guard = {
+    publish: (channel) =>
+      auth.canPublish(channel) ? undefined : auth.deny('PUBLISH', `channel ${quote(channel)}`).message,
+    subscribe: (pattern) =>
+      auth.canSubscribe(pattern)
+        ? undefined
+        : auth.deny('SUBSCRIBE', `channel pattern ${quote(pattern)}`).message,
+    observe: (pattern) =>
+      auth.canObserve(pattern) ? undefined : auth.deny('OBSERVE', `key pattern ${quote(pattern)}`).message,
+  };
+  auth.on('permissions-changed', (change) => {
+    remote.identify(change.user);
+    broker.recheck(remote, revocationReason(change));
+  });
+}
+
+function revocationReason(change: PermissionsChange): string {
+  switch (change.reason) {
+    case 'reload':
+      return 'the server reloaded its configuration and the user may no longer hold these';
+    case 'authenticated':
+      return `the connection authenticated as user ${quote(change.user ?? '')}, who may not hold these`;
+    case 'deauthenticated':
+      return 'the connection is no longer authenticated';
+  }
+}
+
+function quote(text: string): string {
+  return JSON.stringify(text.length > 200 ? `${text.slice(0, 197)}...` : text);
 }
 
 export const pubsubHandlers: { [A in PubsubName]: Handler<PubsubRequest<A>> } = {

@@ -182,6 +182,48 @@ describe('Broker: reserved channels', () => {
   });
 });
 
+describe('Broker: permissions', () => {
+  it('asks the guard about new patterns and publishes, and revokes on recheck', () => {
+    const { broker, conn } = setup();
+    const a = conn();
+    let allowed = (p: string) => p.startsWith('news^');
+    const why = (p: string) => (allowed(p) ? undefined : `not ${p}`);
+    a.r.guard = { publish: why, subscribe: why, observe: why };
+    expect(broker.subscribe(a.r, ['news^>', 'news^eu'])).toBe(2);
+    expect(broker.subscribe(a.r, ['news^>', 'x^>'])).toEqual(new PubSubRefusal('NOPERM', 'not x^>'));
+    expect(broker.observe(a.r, ['news^k'])).toBe(1);
+    expect(broker.publish('x^1', '1', a.r)).toEqual(new PubSubRefusal('NOPERM', 'not x^1'));
+    // Reserved channels are refused before any guard is asked.
+    allowed = () => true;
+    expect((broker.publish('$sys^x', '1', a.r) as PubSubRefusal).message).toMatch(/reserved for the server/);
+    expect(broker.stats().refused.NOPERM).toBe(3);
+
+    expect(broker.recheck(a.r, 'nothing changed')).toBe(0);
+    expect(a.c.lines).toEqual([]);
+    allowed = (p) => p === 'news^eu';
+    expect(broker.recheck(a.r, 'reloaded')).toBe(2);
+    expect(a.c.pushes()).toEqual([
+      { event: 'revoked', channels: ['news^>'], keys: ['news^k'], reason: 'reloaded' },
+    ]);
+    expect(broker.stats()).toMatchObject({ subscriptions: 1, observations: 0, subscribers: 1 });
+    allowed = () => false;
+    broker.recheck(a.r, 'gone');
+    expect(broker.stats()).toMatchObject({ subscriptions: 0, subscribers: 0 });
+    expect(a.c.idleExempt).toBe(false);
+  });
+
+  it('stamps messages with the identity a connection is given', () => {
+    const { broker, conn } = setup();
+    const a = conn();
+    broker.subscribe(a.r, ['c']);
+    a.r.identify('alice');
+    broker.publish('c', '1', a.r);
+    a.r.identify(null);
+    broker.publish('c', '2', a.r);
+    expect(a.c.pushes().map((p) => p.from)).toEqual(['alice', a.c.id]);
+  });
+});
+
 describe('Broker: limits', () => {
   it('refuses oversized messages, counting bytes of UTF-8', () => {
     const { broker, conn } = setup({ maxMessageBytes: 10 });

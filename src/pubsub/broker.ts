@@ -86,6 +86,7 @@ const SERVER: Publisher = {
   from: SERVER_FROM,
   fromJson: JSON.stringify(SERVER_FROM),
   rate: undefined,
+  guard: undefined,
   refused() {},
 };
 
@@ -94,6 +95,7 @@ interface Family {
   readonly index: SubscriptionIndex<Subscription>;
   readonly rules: PathRules;
   readonly code: RefusalCode;
+  readonly guard: 'subscribe' | 'observe';
   readonly mapOf: (s: Subscriber) => Map<string, Subscription>;
 }
 
@@ -137,12 +139,14 @@ export class Broker {
       index: new SubscriptionIndex({ reserved: true }),
       rules: channelRules(this.limits.maxChannelLength),
       code: 'BAD_CHANNEL',
+      guard: 'subscribe',
       mapOf: channelsOf,
     };
     this.#keys = {
       index: new SubscriptionIndex({ reserved: false, prefixQueries: true }),
       rules: KEY_PATTERN_RULES,
       code: 'BAD_KEY',
+      guard: 'observe',
       mapOf: keysOf,
     };
     this.pubsub = new PubSub(this);
@@ -209,6 +213,26 @@ export class Broker {
     return this.#remove(this.#keys, subscriber, patterns, field);
   }
 
+  /**
+   * Its permissions changed (a config reload, AUTH as another user): ends every subscription and
+   * observation its guard no longer allows, and tells it which and why (`revoked`). Returns how
+   * many ended.
+   */
+  recheck(subscriber: Subscriber, reason: string): number {
+    const guard = subscriber.guard;
+    if (guard === undefined) return 0;
+    const channels: string[] = [];
+    const keys: string[] = [];
+    for (const text of subscriber.channels.keys())
+      if (guard.subscribe(text) !== undefined) channels.push(text);
+    for (const text of subscriber.keys.keys()) if (guard.observe(text) !== undefined) keys.push(text);
+    if (channels.length === 0 && keys.length === 0) return 0;
+    if (channels.length > 0) this.#remove(this.#channels, subscriber, channels, 'channels[]');
+    if (keys.length > 0) this.#remove(this.#keys, subscriber, keys, 'keys[]');
+    subscriber.revoked(channels, keys, reason);
+    return channels.length + keys.length;
+  }
+
   /** Removes every subscription and observation of a subscriber. */
   release(subscriber: Subscriber): void {
     const had = subscriber.channels.size + subscriber.keys.size;
@@ -232,7 +256,11 @@ export class Broker {
     for (let i = 0; i < inputs.length; i++) {
       const pattern = parsePattern(inputs[i]!, family.rules, fieldName(field, i));
       if (pattern instanceof PatternError) return this.#refuse(subscriber, family.code, pattern.message);
-      if (!map.has(pattern.text) && !parsed.some((p) => p.text === pattern.text)) fresh++;
+      if (!map.has(pattern.text) && !parsed.some((p) => p.text === pattern.text)) {
+        const denied = subscriber.guard?.[family.guard](pattern.text);
+        if (denied !== undefined) return this.#refuse(subscriber, 'NOPERM', denied);
+        fresh++;
+      }
       parsed.push(pattern);
     }
     const before = subscriber.channels.size + subscriber.keys.size;
@@ -320,6 +348,8 @@ export class Broker {
         `channel: ${JSON.stringify(canonical)} is reserved for the server (channels whose first segment starts with "$" take no client publishes)`,
       );
     }
+    const denied = publisher.guard?.publish(canonical);
+    if (denied !== undefined) return this.#refuse(publisher, 'NOPERM', denied);
     const tooLarge = this.#messageTooLarge(json);
     if (tooLarge !== undefined) return this.#refuse(publisher, 'MESSAGE_TOO_LARGE', tooLarge);
     return this.#deliver(canonical, json, publisher);

@@ -129,6 +129,18 @@ export class PubSubError extends Error {
   }
 }
 
+/**
+ * Per-user permission checks (issue 7), supplied by the layer that knows the user (the pub/sub
+ * commands attach one built on the connection's auth). Each gets a validated, canonical channel or
+ * pattern and returns why it is refused, or undefined. Reserved (`$`) channels are refused for
+ * publishing before a guard is asked.
+ */
+export interface AccessGuard {
+  publish(channel: string): string | undefined;
+  subscribe(pattern: string): string | undefined;
+  observe(pattern: string): string | undefined;
+}
+
 /** Who publishes: the identity stamped on messages and the rate bucket it spends. */
 export interface Publisher {
   readonly from: PublisherId;
@@ -136,6 +148,8 @@ export interface Publisher {
   readonly fromJson: string;
   /** Undefined: not rate limited. */
   readonly rate: TokenBucket | undefined;
+  /** Undefined: no per-user permissions (the server itself, an open server). */
+  readonly guard: AccessGuard | undefined;
   /** Told about each refusal (for sampled logging). */
   refused(code: RefusalCode, message: string): void;
 }

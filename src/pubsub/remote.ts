@@ -26,6 +26,7 @@ import {
   type Message,
   type Outcome,
   PUSH_END,
+  revokedLine,
   Subscriber,
   type Subscription,
 } from './subscriber.js';
@@ -43,8 +44,9 @@ export interface OutputCounters {
 
 export class RemoteSubscriber extends Subscriber implements Publisher {
   readonly limited = true;
-  readonly from: number;
-  readonly fromJson: string;
+  /** The identity stamped on its messages: the connection id, or the user once authenticated. */
+  from: number | string;
+  fromJson: string;
   /** Pushes attempted (delivered or dropped) so far; the last push's `seq`. */
   seq = 0;
   /** Pushes dropped since the last gap line. */
@@ -58,9 +60,14 @@ export class RemoteSubscriber extends Subscriber implements Publisher {
     readonly rate: TokenBucket | undefined,
   ) {
     super();
-    // Becomes the authenticated user once auth exists (issue 7); the connection id until then.
     this.from = conn.id;
     this.fromJson = `${conn.id}`;
+  }
+
+  /** Restamps its messages: the authenticated user's name, or null for the connection id. */
+  identify(user: string | null): void {
+    this.from = user ?? this.conn.id;
+    this.fromJson = JSON.stringify(this.from);
   }
 
   message(message: Message, subscription: Subscription): Outcome {
@@ -98,6 +105,12 @@ export class RemoteSubscriber extends Subscriber implements Publisher {
     // Subscribers wait quietly by design: the idle timeout must not take them (TCP keepalive
     // finds dead peers instead).
     this.conn.idleExempt = active;
+  }
+
+  override revoked(channels: readonly string[], keys: readonly string[], reason: string): void {
+    if (this.conn.closed) return;
+    this.conn.log.info({ channels, keys, reason }, 'subscriptions revoked');
+    this.conn.write(revokedLine(channels, keys, reason));
   }
 
   refused(code: RefusalCode, message: string): void {

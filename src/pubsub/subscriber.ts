@@ -8,6 +8,7 @@
  * pattern was serialized when it subscribed; per push, only `seq` is new.
  */
 import type { ChangeOp, JsonText } from '../store/store.js';
+import type { AccessGuard } from './limits.js';
 import type { Pattern } from './pattern.js';
 
 /** A delivery outcome. Plain numbers: the loop over matches compares them on the hot path. */
@@ -43,12 +44,17 @@ export abstract class Subscriber {
   changeStamp = 0;
   /** Whether per-connection limits (subscription count) apply. */
   abstract readonly limited: boolean;
+  /** Permission checks for new subscriptions and observations; undefined allows all. */
+  guard: AccessGuard | undefined = undefined;
 
   abstract message(message: Message, subscription: Subscription): Outcome;
   abstract change(change: Change): Outcome;
 
   /** The subscriber went from no subscriptions to some (true), or back to none (false). */
   activeChanged(_active: boolean): void {}
+
+  /** Subscriptions it held were ended because its permissions changed (`Broker.recheck`). */
+  revoked(_channels: readonly string[], _keys: readonly string[], _reason: string): void {}
 }
 
 const MESSAGE_HEAD = '{"event":"message","channel":';
@@ -124,6 +130,11 @@ export class Change {
     }
     return this.#head;
   }
+}
+
+/** `{"event":"revoked","channels":[...],"keys":[...],"reason":"..."}` */
+export function revokedLine(channels: readonly string[], keys: readonly string[], reason: string): string {
+  return `${JSON.stringify({ event: 'revoked', channels, keys, reason })}\n`;
 }
 
 /** `{"event":"gap","dropped":N}` */
