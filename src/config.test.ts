@@ -1,3 +1,4 @@
+import { Ajv } from 'ajv';
 import { describe, expect, it } from 'vitest';
 import { CONFIG_KEYS, ConfigError, ConfigSchema, envName, flagName, loadConfig } from './config.js';
 
@@ -152,5 +153,15 @@ describe('names derived from the schema', () => {
     expect(CONFIG_KEYS).not.toContain('users');
     expect(() => loadConfig({ env: { CARETKV_USERS: '{}' } })).not.toThrow();
     expect(loadConfig({ env: { CARETKV_USERS: '{}' } }).users).toBeUndefined();
+  });
+});
+
+describe('ConfigSchema', () => {
+  // config.ts skips the meta-schema check at start-up (it costs start time); this is that check.
+  it('is valid JSON Schema', () => {
+    const ajv = new Ajv();
+    const valid = ajv.validateSchema(ConfigSchema);
+    expect(ajv.errors ?? []).toEqual([]);
+    expect(valid).toBe(true);
   });
 });

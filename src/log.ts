@@ -1,6 +1,11 @@
+import { createRequire } from 'node:module';
 import { type DestinationStream, type Level, type Logger, pino } from 'pino';
-import pretty from 'pino-pretty';
+import type PinoPretty from 'pino-pretty';
 import type { Config } from './config.js';
+
+// pino-pretty (and its dependencies) load only when a pretty logger is asked for: JSON logging is
+// the server default, and the import cost every start ~20 ms (docs/benchmarks.md).
+const requireLazily = createRequire(import.meta.url);
 
 export type { Logger } from 'pino';
 
@@ -20,7 +25,11 @@ export function createLogger(options: LoggerOptions): Logger {
   const destination =
     options.destination ??
     (options.format === 'pretty'
-      ? pretty({ sync: true, colorize: process.stdout.isTTY === true, destination: 1 })
+      ? (requireLazily('pino-pretty') as typeof PinoPretty)({
+          sync: true,
+          colorize: process.stdout.isTTY === true,
+          destination: 1,
+        })
       : pino.destination({ dest: 1, sync: true }));
   return pino({ name: 'caretkv', level: options.level }, destination);
 }

@@ -1,5 +1,4 @@
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { BenchError } from '../bench/load.js';
 import {
   type BenchOptions,
   BenchUsageError,
@@ -9,8 +8,6 @@ import {
   TARGETS,
   type Target,
 } from '../bench/options.js';
-import { formatReport } from '../bench/report.js';
-import { runBench } from '../bench/runner.js';
 import { CliError } from './run.js';
 
 const DEFAULT_DURATION_SECONDS = 10;
@@ -145,6 +142,14 @@ export function registerBench(program: Command): void {
       throw err;
     }
 
+    // Loaded only when bench runs: the generator (hdr-histogram-js, workers) is the heaviest part
+    // of the CLI and would otherwise cost every `caretkv serve` ~100 ms of startup (measured,
+    // docs/benchmarks.md).
+    const [{ BenchError }, { formatReport }, { runBench }] = await Promise.all([
+      import('../bench/load.js'),
+      import('../bench/report.js'),
+      import('../bench/runner.js'),
+    ]);
     const tty = process.stderr.isTTY === true;
     const stop = new AbortController();
     let interrupts = 0;

@@ -1,3 +1,4 @@
+import { Ajv } from 'ajv';
 import { describe, expect, it } from 'vitest';
 import { ACTIONS, type ActionName } from './schema.js';
 import { COMPILED, validationMessage } from './validate.js';
@@ -89,5 +90,15 @@ describe('validation messages name the field', () => {
     } finally {
       delete proto.key;
     }
+  });
+});
+
+describe('schemas', () => {
+  // validate.ts skips the meta-schema check at start-up (it costs start time); this is that check.
+  it.each(Object.keys(ACTIONS))('%s request schema is valid JSON Schema', (name) => {
+    const ajv = new Ajv({ strict: true, allowUnionTypes: true });
+    const valid = ajv.validateSchema(ACTIONS[name as ActionName].request);
+    expect(ajv.errors ?? []).toEqual([]);
+    expect(valid).toBe(true);
   });
 });

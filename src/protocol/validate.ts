@@ -15,6 +15,10 @@ const ajv = new Ajv({
   // `id` is `type: ['string', 'number']` (see schema.ts).
   allowUnionTypes: true,
   strict: true,
+  // The schemas are constants checked against the JSON Schema meta-schema by validate.test.ts; doing
+  // it again at every start compiles the meta-schema (~30 ms of a ~500 ms start, docs/benchmarks.md).
+  // Strict mode still refuses unknown keywords while compiling.
+  validateSchema: false,
   // strictNumbers (on by default) refuses NaN/Infinity: `1e400` parses to Infinity and must not
   // become a TTL or an INCR operand.
 });
