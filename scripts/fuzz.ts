@@ -583,6 +583,15 @@ async function writeSplit(rng: Rng, socket: net.Socket, stream: Buffer): Promise
 
 const SESSION_TIMEOUT_MS = 60_000;
 
+function isPush(line: string): boolean {
+  try {
+    const r = JSON.parse(line) as object;
+    return 'event' in r && !('ok' in r);
+  } catch {
+    return false;
+  }
+}
+
 async function session(
   rng: Rng,
   port: number,
@@ -670,9 +679,11 @@ async function session(
     return;
   }
 
-  const responses = Buffer.concat(chunks).toString('utf8').split('\n');
-  const tail = responses.pop();
+  const received = Buffer.concat(chunks).toString('utf8').split('\n');
+  const tail = received.pop();
   if (tail !== '') failures.push(`response stream ends mid-line: ${j(tail?.slice(0, 100))}`);
+  // Pushes (pub/sub messages, once a fuzzed SUBSCRIBE lands) are not responses: set them aside.
+  const responses = received.filter((line) => !(line.startsWith('{"event":') && isPush(line)));
   const lines = frameLines(stream, true, FUZZ_MAX_LINE_BYTES);
   counts.responses += responses.length;
   if (responses.length !== lines.length) {

@@ -1,0 +1,62 @@
+/**
+ * Regression tests for bugs the reliability work (fuzz, soak, fault injection) found, each named
+ * after what it was. See docs/reliability.md, "What broke".
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { LineClient } from '../scripts/harness.js';
+import { MemoryStore } from '../src/store/memory.js';
+import { startServer, type TestServer } from './helpers/server.js';
+
+let server: TestServer | undefined;
+const clients: LineClient[] = [];
+
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close();
+  await server?.close();
+  server = undefined;
+});
+
+/**
+ * A server whose store holds `due` keys that have expired but not been swept yet: the next COUNT,
+ * KEYS, NAMESPACES or DROP must drain them first, which takes more than one sweep budget, so the
+ * store answers it with a promise.
+ */
+async function serverWithExpiryBacklog(due: number): Promise<LineClient> {
+  let clock = 1_000_000;
+  const store = new MemoryStore({ now: () => clock, sweepIntervalMs: 3_600_000 });
+  for (let i = 0; i < due; i++) store.set(`backlog^k${i}`, '1', { ttl: 1 });
+  clock += 10;
+  server = await startServer({}, { store, logLevel: 'silent' });
+  const c = await LineClient.open(server.port);
+  clients.push(c);
+  return c;
+}
+
+describe('regressions', () => {
+  // Found by the 30-minute soak (seed 20240601): KV workers saw COUNT off by a few keys, both ways,
+  // now and then. A COUNT/KEYS/NAMESPACES/DROP that must first settle an expiry backlog answers
+  // with a promise (MemoryStore.settled), and the session runs the requests pipelined after it
+  // meanwhile, so they take effect before it. For DROP that loses an acknowledged write.
+  // KNOWN BUG, reported to the store owner (src/store/memory.ts): `it.fails` flips to a failure
+  // once fixed; then make it a plain `it`.
+  it.fails('a write pipelined after a DROP that settles an expiry backlog is not lost', async () => {
+    const c = await serverWithExpiryBacklog(300_000);
+    c.send(
+      { action: 'DROP', namespace: 'd', id: 1 },
+      { action: 'SET', key: 'd^k', value: 'after the drop', id: 2 },
+    );
+    const answers = (await c.take(2)).map((l) => JSON.parse(l));
+    expect(answers).toEqual([
+      { id: 1, ok: true, result: 0 },
+      { id: 2, ok: true, result: true },
+    ]);
+    expect(await c.request({ action: 'GET', key: 'd^k' })).toEqual({ ok: true, result: 'after the drop' });
+  });
+
+  it.fails('a COUNT that settles an expiry backlog does not count keys written after it', async () => {
+    const c = await serverWithExpiryBacklog(300_000);
+    c.send({ action: 'COUNT', namespace: 'n', id: 1 }, { action: 'SET', key: 'n^later', value: 1, id: 2 });
+    const answers = (await c.take(2)).map((l) => JSON.parse(l));
+    expect(answers[0]).toEqual({ id: 1, ok: true, result: 0 });
+  });
+});
