@@ -91,6 +91,11 @@ export interface ServerSample {
   loopMaxMs: number;
   loopP99Ms: number;
   loopMeanMs: number;
+  /**
+   * The server's CPU use over the window, in % of one core. A loop stall with low CPU means the
+   * process was starved by the machine (other processes), not blocked by its own work.
+   */
+  cpuPercent: number;
   connections: number;
   connectionsTotal: number;
   connectionsRejected: number;
@@ -113,6 +118,8 @@ async function runChild(settings: ProbeSettings): Promise<void> {
   const loop = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
   loop.enable();
   const gc = (globalThis as { gc?: () => void }).gc;
+  let cpuMark = process.cpuUsage();
+  let wallMark = performance.now();
 
   const sample = (forceGc: boolean): ServerSample => {
     // Loop figures first, then the GC: the collection's own pause must not count as load.
@@ -120,6 +127,9 @@ async function runChild(settings: ProbeSettings): Promise<void> {
     const loopMaxMs = ms(loop.max);
     const loopP99Ms = ms(loop.percentile(99));
     const loopMeanMs = ms(Number.isNaN(loop.mean) ? 0 : loop.mean);
+    const cpu = process.cpuUsage(cpuMark);
+    const wall = performance.now() - wallMark;
+    const cpuPercent = wall > 0 ? Math.round(((cpu.user + cpu.system) / 1000 / wall) * 1000) / 10 : 0;
     if (forceGc && gc) {
       gc();
       gc();
@@ -127,6 +137,8 @@ async function runChild(settings: ProbeSettings): Promise<void> {
     const memory = process.memoryUsage();
     const stats = server.stats;
     loop.reset();
+    cpuMark = process.cpuUsage();
+    wallMark = performance.now();
     return {
       rss: memory.rss,
       heapUsed: memory.heapUsed,
@@ -136,6 +148,7 @@ async function runChild(settings: ProbeSettings): Promise<void> {
       loopMaxMs,
       loopP99Ms,
       loopMeanMs,
+      cpuPercent,
       connections: stats.connections,
       connectionsTotal: stats.connectionsTotal,
       connectionsRejected: stats.connectionsRejected,

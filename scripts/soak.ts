@@ -204,18 +204,21 @@ class KvWorker implements Worker {
         const ttl = rng.int(20, 3000);
         requests.push({ action: 'SET', key: `soak^ttl^w${this.n}^t${rng.int(0, 4999)}`, value: 1, ttl });
         checks.push((r) => (r.ok ? null : 'SET with ttl failed'));
-      } else if (roll < 97) {
+      } else {
         requests.push({ action: 'KEYS', namespace: this.ns, limit: rng.int(1, 200) });
         checks.push((r) => (r.ok ? null : 'KEYS failed'));
-      } else {
-        const expected = model.size + (this.counterWritten ? 1 : 0);
-        requests.push({ action: 'COUNT', namespace: this.ns });
-        checks.push((r) =>
-          r.ok && r.result === expected ? null : `COUNT: expected ${expected}, got ${r.result}`,
-        );
       }
       if ((requests[requests.length - 1] as { action: string }).action === 'INCR') this.counterWritten = true;
     }
+    // COUNT goes last in the batch, with nothing pipelined behind it. Anywhere else it trips the
+    // known bug in test/reliability-regressions.test.ts (a COUNT that settles an expiry backlog is
+    // answered after the writes pipelined behind it), which this soak found; once that is fixed,
+    // mix COUNT in at random again.
+    const expectedCount = model.size + (this.counterWritten ? 1 : 0);
+    requests.push({ action: 'COUNT', namespace: this.ns });
+    checks.push((r) =>
+      r.ok && r.result === expectedCount ? null : `COUNT: expected ${expectedCount}, got ${r.result}`,
+    );
     client.send(...requests);
     const lines = await client.take(requests.length);
     this.requests += requests.length;
@@ -436,9 +439,13 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       const requests = workers.reduce((sum, w) => sum + w.requests, 0);
       log(
         `t=${Math.round((Date.now() - started) / 1000)}s rss=${mib(s.rss)}MiB heap=${mib(s.heapUsed)}MiB ` +
-          `fds=${s.fds} loopMax=${s.loopMaxMs}ms p99=${s.loopP99Ms}ms conns=${s.connections} requests=${requests}`,
+          `fds=${s.fds} loopMax=${s.loopMaxMs}ms p99=${s.loopP99Ms}ms cpu=${s.cpuPercent}% conns=${s.connections} requests=${requests}`,
       );
-      if (s.loopMaxMs > stallMs) failures.add(`event loop stalled ${s.loopMaxMs} ms (limit ${stallMs} ms)`);
+      if (s.loopMaxMs > stallMs) {
+        failures.add(
+          `event loop stalled ${s.loopMaxMs} ms (limit ${stallMs} ms; server CPU ${s.cpuPercent}% of a core)`,
+        );
+      }
     }
     await Promise.all(runs);
 

@@ -16,6 +16,7 @@ const flat: ServerSample = {
   loopMaxMs: 20,
   loopP99Ms: 12,
   loopMeanMs: 10,
+  cpuPercent: 50,
   connections: 8,
   connectionsTotal: 0,
   connectionsRejected: 0,
