@@ -6,6 +6,7 @@ import { formatError } from './protocol/validate.js';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 const LOG_FORMATS = ['json', 'pretty'] as const;
+const SLOW_SUBSCRIBER = ['drop', 'disconnect'] as const;
 
 // setTimeout clamps anything above 2^31-1 ms to 1 ms (with only a warning), which would turn
 // "practically never" into "immediately"; cap second-valued settings below that.
@@ -58,6 +59,36 @@ export const ConfigSchema = Type.Object(
       maximum: 1000,
       default: 64,
       description: 'deepest nesting of a value',
+    }),
+    subscriberBuffer: Type.Integer({
+      minimum: 1024,
+      default: 1048576,
+      description: 'pending output bytes over which a pub/sub subscriber is treated as slow',
+    }),
+    slowSubscriber: StringEnum(SLOW_SUBSCRIBER, {
+      default: 'drop',
+      description: 'a slow subscriber has pushes dropped (then a gap event) or is disconnected',
+    }),
+    maxMessageBytes: Type.Integer({
+      minimum: 1,
+      default: 262144,
+      description: 'largest PUBLISH message in bytes (as JSON)',
+    }),
+    maxChannelLength: Type.Integer({
+      minimum: 1,
+      maximum: 1024,
+      default: 256,
+      description: 'longest channel name or pattern, in characters',
+    }),
+    maxSubscriptions: Type.Integer({
+      minimum: 1,
+      default: 10000,
+      description: 'most subscriptions plus observations per connection',
+    }),
+    maxPublishRate: Type.Integer({
+      minimum: 0,
+      default: 100000,
+      description: 'publishes per second per connection (0 = unlimited)',
     }),
     logLevel: StringEnum(LOG_LEVELS, { default: 'info', description: 'log level' }),
     logFormat: StringEnum(LOG_FORMATS, { default: 'json', description: 'log format' }),

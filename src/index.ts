@@ -6,6 +6,17 @@ export * from './client/index.js';
 export { type Config, ConfigError, ConfigSchema, type ConfigSources, loadConfig } from './config.js';
 export { createLogger, type Logger, LogLimiter } from './log.js';
 export { ERRORS, type ErrorCode } from './protocol/errors.js';
+export {
+  type BrokerLimits,
+  type ChangeEvent,
+  DEFAULT_BROKER_LIMITS,
+  type ListenOptions,
+  type MessageEvent,
+  type OwnedListenOptions,
+  PubSub,
+  PubSubError,
+  type Unsubscribe,
+} from './pubsub/index.js';
 export { type CaretServer, createServer, type ServerOptions } from './server.js';
 export { MemoryStore, type MemoryStoreOptions } from './store/memory.js';
 export type {

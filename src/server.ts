@@ -6,6 +6,8 @@ import type { ReloadSummary } from './commands/table.js';
 import { CONFIG_KEYS, type Config, ConfigError } from './config.js';
 import { createLogger, type Logger } from './log.js';
 import { ERRORS } from './protocol/errors.js';
+import { Broker } from './pubsub/broker.js';
+import type { PubSub } from './pubsub/local.js';
 import { createProtocolHandler, type ProtocolHandlerFactory } from './session.js';
 import { MemoryStore } from './store/memory.js';
 import type { Store } from './store/store.js';
@@ -56,6 +58,8 @@ export interface CaretServer {
   readonly logger: Logger;
   /** The store behind the JSON protocol; null when the server speaks a raw handler. */
   readonly store: Store | null;
+  /** In-process pub/sub: subscribe, observe and publish as the server; null with a raw handler. */
+  readonly pubsub: PubSub | null;
 }
 
 // Built once: every rejected connection gets the same bytes.
@@ -92,12 +96,26 @@ export function createServer(config: Config, options: ServerOptions = {}): Caret
   let store: Store | null = null;
   let handler: HandlerFactory | ProtocolHandlerFactory;
   let authority: Authority | null = null;
+  let broker: Broker | null = null;
   if (options.handler) {
     handler = options.handler;
   } else {
     store = options.store ?? new MemoryStore({ logger: logger.child({ component: 'store' }) });
+    broker = new Broker({
+      logger: logger.child({ component: 'pubsub' }),
+      limits: {
+        subscriberBuffer: config.subscriberBuffer,
+        slowSubscriber: config.slowSubscriber,
+        maxMessageBytes: config.maxMessageBytes,
+        maxChannelLength: config.maxChannelLength,
+        maxSubscriptions: config.maxSubscriptions,
+        maxPublishRate: config.maxPublishRate,
+      },
+    });
+    store.onChange(broker.onStoreChange);
     const protocol = createProtocolHandler({
       store,
+      broker,
       maxLineBytes: config.maxLineBytes,
       maxDepth: config.maxDepth,
       connections: () => sumStats(transports),
@@ -211,6 +229,7 @@ export function createServer(config: Config, options: ServerOptions = {}): Caret
   return {
     logger,
     store,
+    pubsub: broker?.pubsub ?? null,
     auth: authority,
     reload,
     async listen() {
@@ -229,6 +248,13 @@ export function createServer(config: Config, options: ServerOptions = {}): Caret
       return address;
     },
     close() {
+      // Subscribers hear it before their connections end; `$sys` is server-only, so it is real.
+      if (closing === undefined) {
+        broker?.publishSystem(
+          '$sys^shutdown',
+          JSON.stringify({ graceMs: Math.round(config.shutdownGrace * 1000) }),
+        );
+      }
       closing ??= Promise.all(transports.map((t) => t.close())).then(async (summaries) => {
         await store?.close();
         const summary = summaries.reduce((a, b) => ({

@@ -31,6 +31,7 @@ import { LogLimiter } from './log.js';
 import { decode, RequestError } from './protocol/codec.js';
 import { ERRORS } from './protocol/errors.js';
 import { LIMITS } from './protocol/schema.js';
+import type { Broker } from './pubsub/broker.js';
 import type { Store } from './store/store.js';
 import { LINE_TOO_LONG, LineFramer, type LineResult } from './transport/lines.js';
 import type { Connection, ConnectionHandler, HandlerFactory } from './transport/types.js';
@@ -55,6 +56,8 @@ export interface ProtocolDeps {
    * Build it with `createAuthority(table, ...)` so its permissions match the table.
    */
   auth?: (table: CommandTable) => Authority;
+  /** The pub/sub broker; without it the pub/sub actions answer INTERNAL ("not enabled"). */
+  broker?: Broker;
   /** CONFIG RELOAD's implementation (the composition root re-reads the config file). */
   reload?: () => Promise<ReloadSummary>;
 }
@@ -102,7 +105,7 @@ export function createProtocolHandler(deps: ProtocolDeps): ProtocolHandlerFactor
     }
     return new Session(
       conn,
-      { store: deps.store, server, conn, log: conn.log, auth: auth.attach(conn) },
+      { store: deps.store, server, conn, log: conn.log, auth: auth.attach(conn), broker: deps.broker },
       dispatcher,
       { maxLineBytes, maxDepth },
     );
@@ -177,6 +180,8 @@ class Session implements ConnectionHandler {
   }
 
   drain(): void {
+    // A subscriber that lost pushes while congested hears about it now (a gap push).
+    this.ctx.broker?.connectionDrained(this.conn);
     this.pump();
   }
 
@@ -194,6 +199,8 @@ class Session implements ConnectionHandler {
 
   close(): void {
     this.closed = true;
+    // Every subscription and observation of this connection goes at once.
+    this.ctx.broker?.connectionClosed(this.conn);
     this.ctx.auth.dispose();
     this.framer.reset();
     this.queue = [];

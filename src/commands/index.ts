@@ -2,9 +2,10 @@
 import { authCommands } from './auth.js';
 import { keyCommands } from './keys.js';
 import { namespaceCommands } from './namespaces.js';
+import { pubsubCommands } from './pubsub.js';
 import { serverCommands } from './server.js';
 import { buildTable, type CommandTable } from './table.js';
 
 export function defaultCommandTable(): CommandTable {
-  return buildTable([serverCommands, keyCommands, namespaceCommands, authCommands]);
+  return buildTable([serverCommands, keyCommands, namespaceCommands, pubsubCommands(), authCommands]);
 }

@@ -5,6 +5,30 @@ import { type CommandContext, defineCommand } from './table.js';
 
 const PONG = '"PONG"';
 
+const NO_PUBSUB = {
+  subscribers: 0,
+  subscriptions: 0,
+  observations: 0,
+  publishes: 0,
+  messagesDelivered: 0,
+  changesDelivered: 0,
+  dropped: 0,
+  slowDisconnected: 0,
+};
+
+function pubsubInfo(ctx: CommandContext): ResultOf<'INFO'>['pubsub'] {
+  const stats = ctx.broker?.stats();
+  if (stats === undefined) return { ...NO_PUBSUB, refused: { total: 0, byCode: {} } };
+  const { refused, ...counts } = stats;
+  const byCode: Record<string, number> = {};
+  let total = 0;
+  for (const [code, n] of Object.entries(refused)) {
+    if (n > 0) byCode[code] = n;
+    total += n;
+  }
+  return { ...counts, refused: { total, byCode } };
+}
+
 function info(ctx: CommandContext): ResultOf<'INFO'> {
   const { server, store } = ctx;
   const { table, stats } = server;
@@ -40,6 +64,7 @@ function info(ctx: CommandContext): ResultOf<'INFO'> {
     expired: storeStats.expired,
     namespaces: storeStats.namespaces,
     memory: { rss: memory.rss, heapUsed: memory.heapUsed, heapTotal: memory.heapTotal },
+    pubsub: pubsubInfo(ctx),
   };
 }
 

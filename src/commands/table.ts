@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import type { ConnectionAuth } from '../auth/connection.js';
 import type { ErrorCode } from '../protocol/errors.js';
 import { ACTIONS, type ActionName, type ActionSpec, type RequestOf } from '../protocol/schema.js';
+import type { Broker } from '../pubsub/broker.js';
 import type { MaybePromise, Store } from '../store/store.js';
 import type { Connection } from '../transport/types.js';
 
@@ -33,6 +34,8 @@ export interface CommandContext {
    * user for the pub/sub `from` stamp (`userName`), and the `permissions-changed` event.
    */
   readonly auth: ConnectionAuth;
+  /** The pub/sub broker (one per server); absent when the server runs without one. */
+  readonly broker?: Broker;
 }
 
 /** What CONFIG RELOAD (and SIGHUP) report. */

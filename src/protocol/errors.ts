@@ -23,7 +23,13 @@ export const ERRORS = {
   AUTH_FAILED:
     'Unknown user or wrong password (the two are indistinguishable on purpose). Failures are slowed, and repeated ones close the connection and refuse the address for a while.',
   NOPERM:
-    "The authenticated user lacks the permission this request needs; the message names the action and the key or channel. Ask the administrator to extend the user's permissions in the config file.",
+    "The authenticated user lacks the permission this request needs; the message names the action and the key or channel. Ask the administrator to extend the user's permissions in the config file. Channels whose first segment starts with $ belong to the server: no client may publish there.",
+  BAD_CHANNEL:
+    'The channel or channel pattern is malformed (empty segment, ">" not last, a wildcard in a PUBLISH channel, too long).',
+  MESSAGE_TOO_LARGE:
+    'The message is larger than the server allows. Publish a reference to the data instead, or raise --max-message-bytes.',
+  TOO_MANY_SUBSCRIPTIONS:
+    'The connection would hold more subscriptions and observations than allowed. Unsubscribe some, use a wildcard pattern, or raise --max-subscriptions.',
   RATE_LIMITED:
     'Too many requests or failed attempts in a short time; the message says which limit. Slow down and retry later.',
   PROTECTED_MODE:

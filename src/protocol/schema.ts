@@ -7,6 +7,7 @@
  */
 import { type Static, type TProperties, type TSchema, Type } from '@sinclair/typebox';
 import type { ErrorCode } from './errors.js';
+import { pubsubActions } from './pubsub-schema.js';
 
 /** The wire protocol's version, reported by HELLO; raised only for incompatible changes. */
 export const PROTOCOL_VERSION = 1;
@@ -288,11 +289,13 @@ const PERSIST = action({
   errors: ['BAD_KEY'],
 });
 
+const PUBSUB = pubsubActions({ id: Id, maxPatterns: LIMITS.maxBatch });
+
 const CountByName = Type.Record(Type.String(), Type.Integer({ minimum: 0 }));
 
 const INFO = action({
   name: 'INFO',
-  summary: 'Server statistics: version, uptime, connections, commands, errors, keys, memory.',
+  summary: 'Server statistics: version, uptime, connections, commands, errors, keys, memory, pub/sub.',
   request: request('INFO', {}),
   result: Type.Object(
     {
@@ -320,6 +323,32 @@ const INFO = action({
         heapUsed: Type.Integer({ minimum: 0 }),
         heapTotal: Type.Integer({ minimum: 0 }),
       }),
+      pubsub: Type.Object(
+        {
+          subscribers: Type.Integer({
+            minimum: 0,
+            description: 'Connections (and in-process handlers) holding a subscription or observation.',
+          }),
+          subscriptions: Type.Integer({ minimum: 0 }),
+          observations: Type.Integer({ minimum: 0 }),
+          publishes: Type.Integer({ minimum: 0 }),
+          messagesDelivered: Type.Integer({ minimum: 0 }),
+          changesDelivered: Type.Integer({ minimum: 0 }),
+          dropped: Type.Integer({
+            minimum: 0,
+            description: 'Pushes dropped for slow subscribers (policy drop).',
+          }),
+          slowDisconnected: Type.Integer({
+            minimum: 0,
+            description: 'Slow subscribers disconnected (policy disconnect).',
+          }),
+          refused: Type.Object(
+            { total: Type.Integer({ minimum: 0 }), byCode: CountByName },
+            { description: 'Refused pub/sub requests, by code.' },
+          ),
+        },
+        { description: 'Pub/sub: current subscriptions and counters since start.' },
+      ),
     },
     { additionalProperties: false },
   ),
@@ -415,6 +444,7 @@ export const ACTIONS = {
   EXPIRE,
   TTL,
   PERSIST,
+  ...PUBSUB,
   INFO,
   HELP,
   AUTH,

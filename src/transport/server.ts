@@ -295,6 +295,7 @@ export class Transport {
       // The handler decides when to end after the client's FIN (it may still owe responses).
       allowHalfOpen: true,
       noDelay: true,
+      // Idle-exempt connections (subscribers) may stay silent for hours: keepalive finds dead peers.
       keepAlive: true,
       keepAliveInitialDelay: 60_000,
       highWaterMark: options.highWaterMark ?? DEFAULT_HIGH_WATER_MARK,
