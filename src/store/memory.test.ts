@@ -73,6 +73,21 @@ describe('MemoryStore engine', () => {
     expect(store.stats()).toMatchObject({ keys: 2500, expired: 2500 });
   });
 
+  it('keeps call order while a deferred answer is pending: later calls wait behind it', async () => {
+    const store = make({ sweepBudgetMs: 0 });
+    for (let i = 0; i < 5000; i++) store.set(`d^k${i}`, '1', { ttl: 10 });
+    clock += 10;
+    // Called in this order, so they must take effect in this order, however they answer.
+    const dropped = store.drop('d');
+    const written = store.set('d^after', '"kept"');
+    const counted = store.count('d');
+    const read = store.get('d^after');
+    expect(dropped).toBeInstanceOf(Promise);
+    expect(await Promise.all([dropped, written, counted, read])).toEqual([0, true, 1, '"kept"']);
+    // Once the queue empties, calls answer synchronously again.
+    expect(store.get('d^after')).toBe('"kept"');
+  });
+
   it('DROP answers at once and takes the dropped namespaces out of the expiry queue in the background', async () => {
     const store = make({ sweepBudgetMs: 0 });
     for (let i = 0; i < 5000; i++) store.set(`big^sub${i % 7}^k${i}`, '1', { ttl: 1000 + i });

@@ -1,6 +1,8 @@
 /**
  * MemoryStore: the in-memory engine. Synchronous (no promise per request) except when a listing
  * first has to reclaim a large backlog of expired keys, which it does in chunks before answering.
+ * While such an answer is pending every later call queues behind it, so operations always take
+ * effect in call order, as the Store contract requires of every engine.
  *
  * Expiry, in three parts that together keep every answer exact:
  * - lazy: every read or write of a key checks its TTL first and expires it on the spot;
@@ -81,6 +83,9 @@ export class MemoryStore implements Store {
   private readonly cleanupStack: NsNode[] = [];
   private cleanupTimer: NodeJS.Immediate | undefined;
   private closed = false;
+  /** The last deferred operation while any is pending (see `after`); null on the synchronous path. */
+  private tail: Promise<void> | null = null;
+  private replaying = false;
 
   constructor(options: MemoryStoreOptions = {}) {
     this.now = options.now ?? Date.now;
@@ -91,7 +96,12 @@ export class MemoryStore implements Store {
 
   // ---- reads ------------------------------------------------------------------------------------
 
-  get(key: string): JsonText | undefined {
+  get(key: string): MaybePromise<JsonText | undefined> {
+    if (this.tail !== null && !this.replaying) return this.after(() => this.get(key));
+    return this.getNow(key);
+  }
+
+  private getNow(key: string): JsonText | undefined {
     const node = this.tree.nodeOfKey(key);
     if (node === undefined || node.values === undefined) return undefined;
     const value = node.values.get(key);
@@ -99,17 +109,20 @@ export class MemoryStore implements Store {
     return value;
   }
 
-  exists(key: string): boolean {
+  exists(key: string): MaybePromise<boolean> {
+    if (this.tail !== null && !this.replaying) return this.after(() => this.exists(key));
     return this.liveNode(key) !== undefined;
   }
 
-  mget(keys: readonly string[]): (JsonText | undefined)[] {
+  mget(keys: readonly string[]): MaybePromise<(JsonText | undefined)[]> {
+    if (this.tail !== null && !this.replaying) return this.after(() => this.mget(keys));
     const values = new Array<JsonText | undefined>(keys.length);
-    for (let i = 0; i < keys.length; i++) values[i] = this.get(keys[i]!);
+    for (let i = 0; i < keys.length; i++) values[i] = this.getNow(keys[i]!);
     return values;
   }
 
-  ttl(key: string): number | null | undefined {
+  ttl(key: string): MaybePromise<number | null | undefined> {
+    if (this.tail !== null && !this.replaying) return this.after(() => this.ttl(key));
     const node = this.liveNode(key);
     if (node === undefined) return undefined;
     const expiresAt = node.expiry?.timeOf(key);
@@ -117,6 +130,7 @@ export class MemoryStore implements Store {
   }
 
   keys(namespace: string, after: string | undefined, limit: number): MaybePromise<Page> {
+    if (this.tail !== null && !this.replaying) return this.after(() => this.keys(namespace, after, limit));
     checkLimit(limit);
     return this.settled(() => {
       const node = this.tree.nodeAt(namespace);
@@ -125,11 +139,14 @@ export class MemoryStore implements Store {
   }
 
   namespaces(namespace: string, after: string | undefined, limit: number): MaybePromise<Page> {
+    if (this.tail !== null && !this.replaying)
+      return this.after(() => this.namespaces(namespace, after, limit));
     checkLimit(limit);
     return this.settled(() => pageOf(this.tree.nodeAt(namespace)?.childOrder, '', after, limit));
   }
 
   count(namespace: string): MaybePromise<number> {
+    if (this.tail !== null && !this.replaying) return this.after(() => this.count(namespace));
     return this.settled(() => this.tree.nodeAt(namespace)?.keys ?? 0);
   }
 
@@ -151,7 +168,12 @@ export class MemoryStore implements Store {
 
   // ---- writes -----------------------------------------------------------------------------------
 
-  set(key: string, value: JsonText, options?: SetOptions): boolean {
+  set(key: string, value: JsonText, options?: SetOptions): MaybePromise<boolean> {
+    if (this.tail !== null && !this.replaying) return this.after(() => this.set(key, value, options));
+    return this.setNow(key, value, options);
+  }
+
+  private setNow(key: string, value: JsonText, options: SetOptions | undefined): boolean {
     let node = this.liveNode(key);
     if (options !== undefined) {
       if (options.ttl !== undefined) checkTtl(options.ttl);
@@ -175,7 +197,8 @@ export class MemoryStore implements Store {
     return true;
   }
 
-  del(key: string): boolean {
+  del(key: string): MaybePromise<boolean> {
+    if (this.tail !== null && !this.replaying) return this.after(() => this.del(key));
     const node = this.liveNode(key);
     if (node === undefined) return false;
     this.removeKey(node, key);
@@ -183,7 +206,8 @@ export class MemoryStore implements Store {
     return true;
   }
 
-  incr(key: string, by: number): number {
+  incr(key: string, by: number): MaybePromise<number> {
+    if (this.tail !== null && !this.replaying) return this.after(() => this.incr(key, by));
     const node = this.liveNode(key);
     let current = 0;
     if (node !== undefined) {
@@ -211,7 +235,8 @@ export class MemoryStore implements Store {
     return result;
   }
 
-  cas(key: string, expected: JsonText, value: JsonText): boolean {
+  cas(key: string, expected: JsonText, value: JsonText): MaybePromise<boolean> {
+    if (this.tail !== null && !this.replaying) return this.after(() => this.cas(key, expected, value));
     const node = this.liveNode(key);
     if (node === undefined || !jsonTextEqual(node.values!.get(key)!, expected)) return false;
     node.values!.set(key, value);
@@ -221,11 +246,13 @@ export class MemoryStore implements Store {
   }
 
   /** Atomic: keys arrive validated and nothing below can fail, so every entry is written or none. */
-  mset(entries: readonly (readonly [string, JsonText])[]): void {
-    for (const [key, value] of entries) this.set(key, value);
+  mset(entries: readonly (readonly [string, JsonText])[]): MaybePromise<void> {
+    if (this.tail !== null && !this.replaying) return this.after(() => this.mset(entries));
+    for (const [key, value] of entries) this.setNow(key, value, undefined);
   }
 
-  expire(key: string, ttl: number): boolean {
+  expire(key: string, ttl: number): MaybePromise<boolean> {
+    if (this.tail !== null && !this.replaying) return this.after(() => this.expire(key, ttl));
     checkTtl(ttl);
     const node = this.liveNode(key);
     if (node === undefined) return false;
@@ -233,7 +260,8 @@ export class MemoryStore implements Store {
     return true;
   }
 
-  persist(key: string): boolean {
+  persist(key: string): MaybePromise<boolean> {
+    if (this.tail !== null && !this.replaying) return this.after(() => this.persist(key));
     const node = this.liveNode(key);
     if (node === undefined || node.expiry?.timeOf(key) === undefined) return false;
     this.clearExpiry(node, key);
@@ -245,6 +273,7 @@ export class MemoryStore implements Store {
    * refuses the root for DROP (see keypath.ts); the engine allows it for an explicit FLUSHALL.
    */
   drop(namespace: string): MaybePromise<number> {
+    if (this.tail !== null && !this.replaying) return this.after(() => this.drop(namespace));
     return this.settled(() => {
       const node = this.tree.nodeAt(namespace);
       if (node === undefined || node.keys === 0) return 0;
@@ -351,7 +380,7 @@ export class MemoryStore implements Store {
     if (this.queue.peekTime() > this.now() || this.drainDue(this.now(), performance.now() + this.budgetMs)) {
       return answer();
     }
-    return new Promise<T>((resolve, reject) => {
+    const answered = new Promise<T>((resolve, reject) => {
       const step = (): void => {
         try {
           if (this.drainDue(this.now(), performance.now() + this.budgetMs)) resolve(answer());
@@ -361,6 +390,36 @@ export class MemoryStore implements Store {
         }
       };
       setImmediate(step);
+    });
+    // Calls made meanwhile wait behind this answer (a queued call is already behind it).
+    if (!this.replaying) this.setTail(answered);
+    return answered;
+  }
+
+  /**
+   * Runs `op` once every earlier operation has answered. Only used while a deferred answer is
+   * pending: the store then behaves as a queue, so a call can never take effect before one made
+   * earlier (a SET pipelined after a DROP must not be dropped by it).
+   */
+  private after<T>(op: () => MaybePromise<T>): Promise<T> {
+    const run = (): MaybePromise<T> => {
+      this.replaying = true;
+      try {
+        return op();
+      } finally {
+        this.replaying = false;
+      }
+    };
+    const result = this.tail!.then(run);
+    this.setTail(result);
+    return result;
+  }
+
+  private setTail(last: Promise<unknown>): void {
+    const tail: Promise<void> = last.then(ignore, ignore);
+    this.tail = tail;
+    void tail.then(() => {
+      if (this.tail === tail) this.tail = null;
     });
   }
 
@@ -412,6 +471,8 @@ export class MemoryStore implements Store {
     }
   }
 }
+
+function ignore(): void {}
 
 function describe(value: unknown): string {
   if (value === null) return 'null';

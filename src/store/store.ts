@@ -6,8 +6,9 @@
  * - Values are JSON text (the output of `JSON.stringify`): engines store and return text, so a GET
  *   needs no re-serialization and stored values can never alias a caller's objects.
  * - Results may or may not be promises (`MaybePromise`): the in-memory engine answers synchronously
- *   and costs no promise per request; durable and remote engines answer asynchronously. Callers
- *   must preserve per-connection order either way.
+ *   and costs no promise per request; durable and remote engines answer asynchronously. Engines
+ *   apply operations in call order even when they answer later (a call never takes effect before
+ *   an earlier one); callers preserve per-connection response order either way.
  * - Domain failures (`WRONG_TYPE`, `OVERFLOW`) are thrown (or rejected) as `StoreError`.
  */
 
