@@ -76,7 +76,8 @@ export const serverCommands = [
   defineCommand('INFO', { flags: ['admin'], handler: (_req, ctx) => info(ctx) }),
 
   defineCommand('HELP', {
-    flags: ['noAuth'],
+    // Not before AUTH: an unauthenticated client learns only what HELLO tells it.
+    flags: [],
     handler: (_req, ctx) =>
       ctx.server.table.list.map((command) => ({ action: command.name, summary: command.summary })),
   }),
