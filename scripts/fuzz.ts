@@ -119,6 +119,13 @@ function jsonValue(rng: Rng, depth = 0): unknown {
 
 const j = (v: unknown): string => JSON.stringify(v);
 
+/** Channel and key patterns: mostly in the fuzz space, some malformed, some server-only. */
+function pattern(rng: Rng): string {
+  return rng.chance(0.8)
+    ? rng.pick(['fz^ch^*', 'fz^ch^>', 'fz^ch^1', 'fz^>', 'fz^a^*', '^fz^b^>', 'fz^*^1'])
+    : rng.pick(['>', '*', '$sys^>', '$sys^shutdown', 'fz^>^a', 'fz^^x', '', '^', str(rng, 8)]);
+}
+
 function ttl(rng: Rng): string {
   return j(rng.pick([1, 5, 50, 1000, 60_000, LIMITS.maxTtlMs]));
 }
@@ -183,6 +190,24 @@ function validFields(rng: Rng): Fields {
     case 'EXPIRE':
       withNs();
       f.push(['key', j(key(rng))], ['ttl', ttl(rng)]);
+      break;
+    case 'SUBSCRIBE':
+    case 'UNSUBSCRIBE':
+      if (action === 'SUBSCRIBE' || rng.chance(0.7)) {
+        f.push(['channels', j(Array.from({ length: rng.int(1, 4) }, () => pattern(rng)))]);
+      }
+      break;
+    case 'OBSERVE':
+    case 'UNOBSERVE':
+      if (action === 'OBSERVE' || rng.chance(0.7)) {
+        f.push(['keys', j(Array.from({ length: rng.int(1, 4) }, () => pattern(rng)))]);
+      }
+      break;
+    case 'PUBLISH':
+      f.push(
+        ['channel', j(rng.chance(0.9) ? `fz^ch^${rng.int(0, 3)}` : pattern(rng))],
+        ['message', j(jsonValue(rng))],
+      );
       break;
     default:
       break;
@@ -525,6 +550,8 @@ export interface FuzzCounts {
   frames: number;
   bytes: number;
   responses: number;
+  /** Pub/sub and key-change pushes received by clean sessions. */
+  pushes: number;
   /** Lines of clean sessions, by the action the oracle dispatched them to. */
   cleanDispatched: Record<string, number>;
   cleanErrors: number;
@@ -542,6 +569,7 @@ function newCounts(): FuzzCounts {
     frames: 0,
     bytes: 0,
     responses: 0,
+    pushes: 0,
     cleanDispatched: {},
     cleanErrors: 0,
     cleanErrorsByCode: {},
@@ -583,12 +611,12 @@ async function writeSplit(rng: Rng, socket: net.Socket, stream: Buffer): Promise
 
 const SESSION_TIMEOUT_MS = 60_000;
 
-function isPush(line: string): boolean {
+function asPush(line: string): { event: unknown; seq?: unknown } | null {
   try {
-    const r = JSON.parse(line) as object;
-    return 'event' in r && !('ok' in r);
+    const r = JSON.parse(line) as { event?: unknown; seq?: unknown };
+    return 'event' in r && !('ok' in r) ? (r as { event: unknown; seq?: unknown }) : null;
   } catch {
-    return false;
+    return null;
   }
 }
 
@@ -683,7 +711,22 @@ async function session(
   const tail = received.pop();
   if (tail !== '') failures.push(`response stream ends mid-line: ${j(tail?.slice(0, 100))}`);
   // Pushes (pub/sub messages, once a fuzzed SUBSCRIBE lands) are not responses: set them aside.
-  const responses = received.filter((line) => !(line.startsWith('{"event":') && isPush(line)));
+  const responses: string[] = [];
+  let lastSeq = 0;
+  for (const line of received) {
+    const push = line.startsWith('{"event":') ? asPush(line) : null;
+    if (push === null) {
+      responses.push(line);
+      continue;
+    }
+    // Pushes (pub/sub messages and key changes from fuzzed SUBSCRIBE/OBSERVE) are not responses;
+    // their `seq` counts every push to this connection, so it only ever grows.
+    counts.pushes++;
+    if (typeof push.seq === 'number') {
+      if (push.seq <= lastSeq) failures.push(`push seq went from ${lastSeq} to ${push.seq}`);
+      lastSeq = push.seq;
+    }
+  }
   const lines = frameLines(stream, true, FUZZ_MAX_LINE_BYTES);
   counts.responses += responses.length;
   if (responses.length !== lines.length) {
