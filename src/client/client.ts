@@ -1,7 +1,14 @@
 import type { ActionName, Request, RequestOf, ResultOf } from '../protocol/schema.js';
 import { ClientCore, type RawRequest } from './core.js';
-import { CaretError } from './errors.js';
+import { CaretError, clientError } from './errors.js';
 import type { ClientOptions } from './options.js';
+import { PubSubHub } from './pubsub.js';
+import {
+  Subscription,
+  type SubscriptionChange,
+  type SubscriptionMessage,
+  type SubscriptionOptions,
+} from './subscription.js';
 
 /**
  * The fields an action takes besides the ones a method passes positionally. Derived from the
@@ -32,6 +39,38 @@ export type Entries = Readonly<Record<string, unknown>> | Iterable<readonly [str
  * `await Promise.all(keys.map((k) => db.get(k)))` costs one round trip, not one per key.
  */
 export class CaretClient extends ClientCore {
+  readonly #pubsub: PubSubHub;
+  #closeCalled = false;
+
+  constructor(urlOrOptions?: string | ClientOptions, options?: ClientOptions) {
+    super(urlOrOptions, options);
+    const hub = new PubSubHub(this);
+    this.#pubsub = hub;
+    this.on('connect', hub.onConnect);
+    this.on('close', hub.onClose);
+    this.on('push', hub.onPush);
+    this.on('end', () => {
+      // Subscriptions the caller did not end through close() end with the reason the client gave up.
+      if (!this.#closeCalled) {
+        hub.endAll(clientError('CONNECTION_CLOSED', undefined, undefined, 'the client stopped reconnecting'));
+      }
+    });
+    // After AUTH (registered by the core first), so a reconnect re-authenticates, then resubscribes.
+    this.addHandshake(hub.handshake);
+  }
+
+  override close(): Promise<void> {
+    this.#closeCalled = true;
+    this.#pubsub.endAll();
+    return super.close();
+  }
+
+  override destroy(): void {
+    this.#closeCalled = true;
+    this.#pubsub.endAll();
+    super.destroy();
+  }
+
   /**
    * Send any request, typed when it is a known action. `action` is case-insensitive on the wire;
    * the result type is inferred only from the upper-case name.
@@ -160,6 +199,47 @@ export class CaretClient extends ClientCore {
     return this.request(keyRequest('PERSIST', key, options), false) as Promise<ResultOf<'PERSIST'>>;
   }
 
+  /**
+   * Subscribe to channel patterns (`*` one segment, a final `>` one or more:
+   * `db.subscribe('news^*', 'orders^eu^>')`). Returns at once; iterate the subscription, or listen
+   * to its 'message' event, and await `sub.ready` to know the server holds it. See `Subscription`
+   * for buffering, gaps, reconnects and how it ends. `db.subscribe(['a', 'b'], { highWaterMark,
+   * signal })` passes options.
+   */
+  subscribe<T = unknown>(...patterns: string[]): Subscription<SubscriptionMessage<T>>;
+  subscribe<T = unknown>(
+    patterns: readonly string[],
+    options?: SubscriptionOptions,
+  ): Subscription<SubscriptionMessage<T>>;
+  subscribe(...args: unknown[]): Subscription<SubscriptionMessage> {
+    const [patterns, options] = subscriptionArgs('subscribe', args);
+    return new Subscription(this.#pubsub, 'channels', patterns, options);
+  }
+
+  /**
+   * Observe changes of keys matching patterns (`db.observe('users^>')`): each set, del, expire,
+   * drop (of a namespace above), incr and cas arrives as a `change` item. Same shape as `subscribe`.
+   */
+  observe<T = unknown>(...patterns: string[]): Subscription<SubscriptionChange<T>>;
+  observe<T = unknown>(
+    patterns: readonly string[],
+    options?: SubscriptionOptions,
+  ): Subscription<SubscriptionChange<T>>;
+  observe(...args: unknown[]): Subscription<SubscriptionChange> {
+    const [patterns, options] = subscriptionArgs('observe', args);
+    return new Subscription(this.#pubsub, 'keys', patterns, options);
+  }
+
+  /**
+   * Publish `message` (any JSON value) on a channel; resolves with how many subscriptions it was
+   * delivered to (at most once: 0 when nobody listens, and pushes a slow subscriber drops do not
+   * count). Channels starting with `$` are the server's (NOPERM); over the server's publish rate
+   * it rejects with RATE_LIMITED and the connection stays usable.
+   */
+  publish(channel: string, message: unknown): Promise<ResultOf<'PUBLISH'>> {
+    return this.request({ action: 'PUBLISH', channel, message }, false) as Promise<ResultOf<'PUBLISH'>>;
+  }
+
   /** Server statistics. */
   info(): Promise<Info> {
     return this.request({ action: 'INFO' }, false) as Promise<Info>;
@@ -187,6 +267,26 @@ export class CaretClient extends ClientCore {
       after = page.next ?? undefined;
     } while (after !== undefined);
   }
+}
+
+/** `(...patterns)` or `(patterns, options)`; a call with no pattern is a bug, not a request. */
+function subscriptionArgs(
+  method: string,
+  args: readonly unknown[],
+): [patterns: readonly string[], options: SubscriptionOptions | undefined] {
+  const [first, second] = args;
+  const explicit = Array.isArray(first);
+  const patterns = (explicit ? first : args) as readonly unknown[];
+  if (!explicit && args.length === 2 && typeof second === 'object' && second !== null) {
+    throw new TypeError(`${method}(): pass options after an array of patterns: ${method}(['a^>'], options)`);
+  }
+  if (explicit && args.length > 2) throw new TypeError(`${method}(): expected (patterns[], options?)`);
+  if (patterns.length === 0) throw new TypeError(`${method}(): give at least one pattern`);
+  for (const [i, p] of patterns.entries()) {
+    if (typeof p !== 'string')
+      throw new TypeError(`${method}(): pattern ${i} must be a string (got ${typeof p})`);
+  }
+  return [patterns as readonly string[], explicit ? (second as SubscriptionOptions | undefined) : undefined];
 }
 
 function keyRequest(action: string, key: string, options: KeyOptions | undefined): RawRequest {

@@ -21,6 +21,8 @@ export const CLIENT_ERRORS = {
     'The request waited through more reconnect attempts than maxRetriesPerRequest allows. Raise maxRetriesPerRequest (null: no limit).',
   PROTOCOL_ERROR: 'The server sent a line that is not a valid response; the connection was reset.',
   INVALID_ARGUMENT: 'The request could not be encoded as JSON (e.g. a BigInt or a cyclic value).',
+  SUBSCRIPTION_REVOKED:
+    'The server ended the subscription: the user may no longer hold its patterns (a permissions change, reason above). Ask the administrator for the permission, or subscribe to what the user may hold.',
 } as const;
 
 export type ClientErrorCode = keyof typeof CLIENT_ERRORS;
