@@ -13,7 +13,8 @@
  * - A bad-input client: garbage lines, each of which must get its error, then a PING to prove the
  *   stream is still aligned.
  * - A churn client: connect, PING, close (FIN or RST), over and over.
- * - Pub/sub and observe: EXTENSION POINT, see `pubsubWorker` below.
+ * - Pub/sub and observe (when the server has them): numbered messages to three pattern
+ *   subscribers checked for order and holes, and an observer on one KV client's keys.
  *
  * Trend test (robust to noise and to the odd GC): after a warm-up (the first 20% of samples), the
  * median of the last third must not exceed the median of the first third by more than a relative
@@ -64,7 +65,7 @@ export interface SoakReport {
     kvRequests: number;
     badLines: number;
     churnConnections: number;
-    pubsub: string;
+    pubsub: { published: number; delivered: number; changesObserved: number } | string;
   };
   worstLoopMaxMs: number;
   exit: { code: number | null; signal: string | null };
@@ -336,21 +337,137 @@ class ChurnWorker implements Worker {
 }
 
 /**
- * EXTENSION POINT (pub/sub, observe): the broker exists in src/pubsub/ but no SUBSCRIBE /
- * PUBLISH / OBSERVE action is in the command table yet. When they land, add a worker here that
- * keeps N subscribers (some pattern, some observing `soak^w*` keys) and a publisher, and checks
- * that every subscriber receives every message in order; push lines carry `event`, never `ok`.
- * Until then the soak reports `pubsub: "not available"`, detected from HELP at start.
+ * Pub/sub and observe under load: a publisher sends numbered messages on four channels; three
+ * subscribers (pattern `soak^ch^*`) each check that, per channel, numbers arrive in order with no
+ * hole unless a `gap` push said pushes were dropped; an observer watches KV worker 0's keys and
+ * checks that `seq` only grows. At the end each subscriber proves with a PING round trip that it
+ * has read everything pushed before it, and received + dropped must equal what was published.
  */
-async function pubsubWorker(port: number): Promise<{ status: string; worker: Worker | null }> {
+class PubSubWorker implements Worker {
+  requests = 0;
+  published = 0;
+  delivered = 0;
+  changes = 0;
+
+  constructor(
+    private readonly port: number,
+    private readonly rng: Rng,
+    private readonly running: () => boolean,
+    private readonly failures: Failures,
+  ) {}
+
+  async run(): Promise<void> {
+    const subscribers = await Promise.all([0, 1, 2].map(() => LineClient.open(this.port)));
+    const observer = await LineClient.open(this.port);
+    const publisher = await LineClient.open(this.port);
+    const received = subscribers.map(() => ({ count: 0, dropped: 0, last: new Map<string, number>() }));
+    try {
+      for (const sub of subscribers) {
+        const res = await sub.request({ action: 'SUBSCRIBE', channels: ['soak^ch^*'] });
+        if (res.result !== 1) this.failures.add(`SUBSCRIBE answered ${JSON.stringify(res)}`);
+      }
+      const obs = await observer.request({ action: 'OBSERVE', keys: ['soak^w0^>'] });
+      if (obs.result !== 1) this.failures.add(`OBSERVE answered ${JSON.stringify(obs)}`);
+
+      const reading = subscribers.map((sub, i) => this.readPushes(sub, received[i]!));
+      const observing = this.readChanges(observer);
+      const next = [0, 0, 0, 0];
+      while (this.running()) {
+        const batch: object[] = [];
+        for (let k = 0; k < 16; k++) {
+          const c = this.rng.int(0, 3);
+          batch.push({ action: 'PUBLISH', channel: `soak^ch^${c}`, message: { c, n: next[c]!++ } });
+        }
+        publisher.send(...batch);
+        for (const line of await publisher.take(batch.length)) {
+          const r = JSON.parse(line) as { ok?: boolean; result?: number };
+          if (!r.ok) this.failures.add(`PUBLISH failed: ${line.slice(0, 200)}`);
+          else this.delivered += r.result!;
+        }
+        this.published += batch.length;
+        this.requests += batch.length;
+        // Leave the KV clients most of the CPU: pub/sub is one part of the mix.
+        await new Promise((resolve) => setTimeout(resolve, 2));
+      }
+      // Everything pushed before a PONG was read before it: then the tallies must close.
+      for (let i = 0; i < subscribers.length; i++) {
+        subscribers[i]!.socket.write('{"action":"PING","id":"fence"}\n');
+      }
+      await Promise.all(reading);
+      for (const [i, r] of received.entries()) {
+        if (r.count + r.dropped !== this.published) {
+          this.failures.add(
+            `subscriber ${i}: ${r.count} received + ${r.dropped} dropped != ${this.published} published`,
+          );
+        }
+      }
+      observer.socket.write('{"action":"PING","id":"fence"}\n');
+      await observing;
+    } finally {
+      for (const c of [...subscribers, observer, publisher]) c.close();
+    }
+  }
+
+  /** Until the fence PONG: message pushes in order per channel, gaps only where announced. */
+  private async readPushes(
+    sub: LineClient,
+    tally: { count: number; dropped: number; last: Map<string, number> },
+  ): Promise<void> {
+    let gapPending = false;
+    for (;;) {
+      const [line] = await sub.take(1, 120_000);
+      const r = JSON.parse(line!) as {
+        id?: string;
+        event?: string;
+        channel?: string;
+        message?: { n: number };
+        dropped?: number;
+      };
+      if (r.id === 'fence') return;
+      if (r.event === 'gap') {
+        tally.dropped += r.dropped ?? 0;
+        gapPending = true;
+        continue;
+      }
+      if (r.event !== 'message') {
+        this.failures.add(`subscriber got ${line!.slice(0, 200)}`);
+        continue;
+      }
+      tally.count++;
+      const prev = tally.last.get(r.channel!) ?? -1;
+      const n = r.message!.n;
+      if (n <= prev || (n !== prev + 1 && !gapPending)) {
+        this.failures.add(`subscriber: ${r.channel} message ${n} after ${prev} with no gap announced`);
+      }
+      tally.last.set(r.channel!, n);
+      gapPending = false;
+    }
+  }
+
+  private async readChanges(observer: LineClient): Promise<void> {
+    let lastSeq = 0;
+    for (;;) {
+      const [line] = await observer.take(1, 120_000);
+      const r = JSON.parse(line!) as { id?: string; event?: string; seq?: number; op?: string };
+      if (r.id === 'fence') return;
+      if (r.event === 'gap') continue;
+      if (r.event !== 'change' || typeof r.seq !== 'number' || r.seq <= lastSeq) {
+        this.failures.add(`observer got ${line!.slice(0, 200)} after seq ${lastSeq}`);
+      } else {
+        lastSeq = r.seq;
+        this.changes++;
+      }
+    }
+  }
+}
+
+/** Pub/sub joins the mix when the server has it (HELP lists PUBLISH, SUBSCRIBE and OBSERVE). */
+async function pubsubAvailable(port: number): Promise<boolean> {
   const client = await LineClient.open(port);
   try {
     const res = await client.request<{ action: string }[]>({ action: 'HELP' });
     const actions = new Set((res.result ?? []).map((a) => a.action));
-    if (!actions.has('PUBLISH') || !actions.has('SUBSCRIBE')) {
-      return { status: 'not available (no PUBLISH/SUBSCRIBE action yet)', worker: null };
-    }
-    return { status: 'available but not yet exercised by the soak (extension point)', worker: null };
+    return actions.has('PUBLISH') && actions.has('SUBSCRIBE') && actions.has('OBSERVE');
   } finally {
     client.close();
   }
@@ -410,10 +527,9 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   let workers: Worker[] = [];
   let churn: ChurnWorker | undefined;
   let bad: BadInputWorker | undefined;
-  let pubsub = 'unknown';
+  let ps: PubSubWorker | undefined;
   try {
-    const pubsubProbe = await pubsubWorker(server.port);
-    pubsub = pubsubProbe.status;
+    const withPubsub = await pubsubAvailable(server.port);
     const started = Date.now();
     const deadline = started + options.seconds * 1000;
     const running = () => Date.now() < deadline && failures.list.length < MAX_FAILURES;
@@ -424,7 +540,10 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     bad = new BadInputWorker(server.port, rng.fork(), running, failures);
     churn = new ChurnWorker(server.port, rng.fork(), running, failures);
     workers = [...kv, bad, churn];
-    if (pubsubProbe.worker) workers.push(pubsubProbe.worker);
+    if (withPubsub) {
+      ps = new PubSubWorker(server.port, rng.fork(), running, failures);
+      workers.push(ps);
+    }
 
     const runs = workers.map((w) =>
       w.run().catch((err: unknown) => failures.add(`worker failed: ${(err as Error).message}`)),
@@ -489,7 +608,9 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       kvRequests,
       badLines: bad?.lines ?? 0,
       churnConnections: churn?.connections ?? 0,
-      pubsub,
+      pubsub: ps
+        ? { published: ps.published, delivered: ps.delivered, changesObserved: ps.changes }
+        : 'not available (no PUBLISH/SUBSCRIBE/OBSERVE action)',
     },
     worstLoopMaxMs: Math.max(0, ...samples.map((s) => s.loopMaxMs)),
     exit,
@@ -511,7 +632,8 @@ export interface BigOpFigure {
 /**
  * Fills a namespace with `keys` keys (straight into the store, not timed) and measures the server's
  * longest loop delay while single commands work on all of them: COUNT, KEYS paged through to the
- * end, the last page of KEYS, MGET and MSET at the batch limit, and DROP of the whole namespace.
+ * end, the last page of KEYS, MGET and MSET at the batch limit, and DROP of the whole namespace;
+ * then (when the server has pub/sub) PUBLISH fanning out to 2000 subscriber connections.
  */
 export async function measureBigOps(keys: number): Promise<BigOpFigure[]> {
   const server = await startProbedServer();
@@ -562,6 +684,27 @@ export async function measureBigOps(keys: number): Promise<BigOpFigure[]> {
     );
     await measure(`DROP of a ${keys}-key namespace`, () => ok({ action: 'DROP', namespace: 'big' }));
     await measure('COUNT of the root after the DROP', () => ok({ action: 'COUNT' }));
+    if (await pubsubAvailable(server.port)) {
+      // Fan-out: one PUBLISH pushed to FANOUT subscriber connections, then 100 in a row.
+      const FANOUT = 2000;
+      const subs: LineClient[] = [];
+      for (let i = 0; i < FANOUT; i++) {
+        const sub = await LineClient.open(server.port);
+        subs.push(sub);
+        sub.send({ action: 'SUBSCRIBE', channels: ['fan^>'] });
+        await sub.take(1);
+      }
+      const message = { text: 'f'.repeat(1000) };
+      await measure(`PUBLISH of 1 KB to ${FANOUT} subscribers`, () =>
+        ok({ action: 'PUBLISH', channel: 'fan^x', message }),
+      );
+      await measure(`100 PUBLISHes of 1 KB to ${FANOUT} subscribers each (pipelined)`, async () => {
+        c.send(...Array.from({ length: 100 }, () => ({ action: 'PUBLISH', channel: 'fan^x', message })));
+        const lines = await c.take(100);
+        return lines.reduce((sum, l) => sum + ((JSON.parse(l) as { result?: number }).result ?? 0), 0);
+      });
+      for (const sub of subs) sub.close();
+    }
     c.close();
   } finally {
     await server.stop();
