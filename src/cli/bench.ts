@@ -8,6 +8,7 @@ import {
   TARGETS,
   type Target,
 } from '../bench/options.js';
+import type { PublishBenchOptions } from '../bench/publish.js';
 import { CliError } from './run.js';
 
 const DEFAULT_DURATION_SECONDS = 10;
@@ -54,6 +55,35 @@ interface BenchFlags {
   timeout: number;
   prefill?: boolean;
   json?: boolean;
+  publishers: number;
+  subscribers: number;
+}
+
+/** `--actions publish` (any case) selects the fan-out benchmark (src/bench/publish.ts). */
+function isPublish(flags: BenchFlags): boolean {
+  return flags.actions?.trim().toUpperCase() === 'PUBLISH';
+}
+
+/** Flags -> one publish run. */
+export function publishBenchOptions(flags: BenchFlags): PublishBenchOptions {
+  if (flags.target !== 'caretkv') {
+    throw new BenchUsageError(
+      `--actions publish: pub/sub fan-out needs --target caretkv (got ${flags.target})`,
+    );
+  }
+  const requests = flags.requests ?? null;
+  return {
+    host: flags.host,
+    port: flags.port ?? DEFAULT_PORTS.caretkv,
+    publishers: flags.publishers,
+    subscribers: flags.subscribers,
+    pipeline: flags.pipeline,
+    requests,
+    durationSeconds: requests === null ? (flags.duration ?? DEFAULT_DURATION_SECONDS) : null,
+    warmupSeconds: flags.warmup,
+    valueSize: flags.valueSize,
+    timeoutSeconds: flags.timeout,
+  };
 }
 
 /** Flags -> one resolved run; a bad combination is a usage error naming the flag. */
@@ -107,7 +137,19 @@ export function registerBench(program: Command): void {
     .option('--ratio <set:get>', 'SET:GET weights when --actions does not give them', '1:1')
     .option(
       '--actions <list>',
-      'comma list of SET, GET, INCR, PING with optional weights, e.g. SET:1,GET:9,INCR (default: SET,GET)',
+      'comma list of SET, GET, INCR, PING with optional weights, e.g. SET:1,GET:9,INCR (default: SET,GET); or publish alone for pub/sub fan-out',
+    )
+    .option(
+      '--publishers <n>',
+      'with --actions publish: publishing connections (--pipeline PUBLISH each in flight)',
+      integer(1, LIMITS.conns),
+      1,
+    )
+    .option(
+      '--subscribers <n>',
+      'with --actions publish: connections subscribed to the channel',
+      integer(0, LIMITS.conns),
+      10,
     )
     .option(
       '--keyspace <n>',
@@ -130,10 +172,26 @@ export function registerBench(program: Command): void {
       '\nExamples:\n' +
         '  caretkv bench --duration 10 --conns 50 --pipeline 16\n' +
         '  caretkv bench --target redis --port 6379 --requests 1000000 --json\n' +
-        '  caretkv bench --target echo --actions SET,GET,INCR,PING\n',
+        '  caretkv bench --target echo --actions SET,GET,INCR,PING\n' +
+        '  caretkv bench --actions publish --publishers 2 --subscribers 50 --pipeline 16\n' +
+        '\nWith --actions publish, --value-size pads each message, and the report gives delivered\n' +
+        'messages per second and publish-to-delivery latency. The server limits publishes per\n' +
+        'connection (--max-publish-rate, default 100000/s; refused ones count as RATE_LIMITED):\n' +
+        'start it with --max-publish-rate 0 to measure past that.\n',
     );
 
   bench.action(async (flags: BenchFlags) => {
+    if (isPublish(flags)) {
+      let publishOptions: PublishBenchOptions;
+      try {
+        publishOptions = publishBenchOptions(flags);
+      } catch (err) {
+        if (err instanceof BenchUsageError) bench.error(`error: ${err.message}`, { exitCode: 2 });
+        throw err;
+      }
+      await runPublish(publishOptions, flags.json === true);
+      return;
+    }
     let options: BenchOptions;
     try {
       options = benchOptions(flags);
@@ -181,4 +239,43 @@ export function registerBench(program: Command): void {
       process.off('SIGINT', onSigint);
     }
   });
+}
+
+/** The fan-out run: loaded on demand like the request generator. */
+async function runPublish(options: PublishBenchOptions, json: boolean): Promise<void> {
+  const [{ BenchError }, { formatPublishReport, runPublishBench }, { availableParallelism }] =
+    await Promise.all([import('../bench/load.js'), import('../bench/publish.js'), import('node:os')]);
+  const tty = process.stderr.isTTY === true;
+  const stop = new AbortController();
+  let interrupts = 0;
+  const onSigint = (): void => {
+    if (++interrupts > 1) process.exit(130);
+    stop.abort();
+  };
+  process.on('SIGINT', onSigint);
+  try {
+    const report = await runPublishBench(
+      options,
+      {
+        signal: stop.signal,
+        onProgress: tty
+          ? ({ elapsedSeconds, delivered }) => {
+              const rate = Math.round(delivered / elapsedSeconds).toLocaleString('en-US');
+              process.stderr.write(
+                `\r\x1b[K  ${elapsedSeconds.toFixed(0)} s  ${delivered.toLocaleString('en-US')} delivered  ${rate} messages/s`,
+              );
+            }
+          : undefined,
+      },
+      availableParallelism(),
+    );
+    if (tty) process.stderr.write('\r\x1b[K');
+    process.stdout.write(json ? `${JSON.stringify(report)}\n` : formatPublishReport(report));
+  } catch (err) {
+    if (tty) process.stderr.write('\r\x1b[K');
+    if (err instanceof BenchError) throw new CliError(err.message, 1);
+    throw err;
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
 }
