@@ -843,6 +843,8 @@ export interface FuzzReport {
   final: ServerSample | null;
   /** Longest event-loop delay in the server while it was being fuzzed (ms). */
   loopMaxMs: number | null;
+  /** The server's CPU use while it was being fuzzed (% of one core): low with a long delay = starved. */
+  cpuPercent: number | null;
 }
 
 const CANARIES: Record<string, unknown> = {
@@ -985,6 +987,7 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
       baseline,
       final,
       loopMaxMs: fuzzWindow?.loopMaxMs ?? null,
+      cpuPercent: fuzzWindow?.cpuPercent ?? null,
     };
   } finally {
     control?.close();
