@@ -6,6 +6,7 @@ import type { ReloadSummary } from './commands/table.js';
 import { CONFIG_KEYS, type Config, ConfigError } from './config.js';
 import { createLogger, type Logger } from './log.js';
 import { ERRORS } from './protocol/errors.js';
+import { compileValidatorsSoon } from './protocol/validate.js';
 import { Broker } from './pubsub/broker.js';
 import type { PubSub } from './pubsub/local.js';
 import { createProtocolHandler, type ProtocolHandlerFactory } from './session.js';
@@ -211,6 +212,8 @@ export function createServer(config: Config, options: ServerOptions = {}): Caret
     return reloading;
   }
 
+  let stopCompiling: (() => void) | undefined;
+
   function warnAboutExposure(): void {
     if (authority === null || authority.required) return;
     if (!config.protectedMode) {
@@ -245,9 +248,13 @@ export function createServer(config: Config, options: ServerOptions = {}): Caret
           throw err;
         }
       }
+      // Request validators compile on first use; the rest compile now, between requests, so that
+      // start-up does not wait for them (docs/benchmarks.md).
+      if (store !== null) stopCompiling ??= compileValidatorsSoon();
       return address;
     },
     close() {
+      stopCompiling?.();
       // Subscribers hear it before their connections end; `$sys` is server-only, so it is real.
       if (closing === undefined) {
         broker?.publishSystem(

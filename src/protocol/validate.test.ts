@@ -1,11 +1,12 @@
 import { Ajv } from 'ajv';
 import { describe, expect, it } from 'vitest';
 import { ACTIONS, type ActionName } from './schema.js';
-import { COMPILED, validationMessage } from './validate.js';
+import { COMPILED, CompiledAction, compileValidators, validationMessage } from './validate.js';
 
 function message(action: ActionName, req: Record<string, unknown>): string | null {
-  const { check } = COMPILED.get(action)!;
-  return check({ action, ...req }) ? null : validationMessage(check);
+  const compiled = COMPILED.get(action)!;
+  // Read `check` again after the call: the first call swaps the compiling stub for the validator.
+  return compiled.check({ action, ...req }) ? null : validationMessage(compiled.check);
 }
 
 describe('validation messages name the field', () => {
@@ -105,5 +106,26 @@ describe('schemas', () => {
     const valid = ajv.validateSchema(ACTIONS[name as ActionName].request);
     expect(ajv.errors ?? []).toEqual([]);
     expect(valid).toBe(true);
+  });
+});
+
+describe('validators compile on first use', () => {
+  it('the first call of a fresh validator compiles it and answers as a compiled one would', () => {
+    const fresh = new CompiledAction('SET', ACTIONS.SET);
+    expect(fresh.compiled).toBe(false);
+    const stub = fresh.check;
+    expect(fresh.check({ action: 'SET', key: 1, value: 1 })).toBe(false);
+    expect(fresh.compiled).toBe(true);
+    expect(fresh.check).not.toBe(stub);
+    expect(validationMessage(fresh.check)).toBe('key: must be a string');
+    expect(fresh.check({ action: 'SET', key: 'a', value: 1 })).toBe(true);
+    // A stub kept from before still works: it hands over to the compiled validator.
+    expect(stub({ action: 'SET', key: 'a', value: 1 })).toBe(true);
+    expect(fresh.compile()).toBe(fresh.check);
+  });
+
+  it('compileValidators() leaves none uncompiled', () => {
+    compileValidators();
+    expect([...COMPILED.values()].filter((c) => !c.compiled).map((c) => c.name)).toEqual([]);
   });
 });

@@ -1,6 +1,7 @@
 /**
- * Compiled request validation. Every action's schema is compiled once, when this module loads (at
- * server start), never per request. Errors become one message that names the field:
+ * Compiled request validation. Every action's schema is compiled once, never per request: on its
+ * first use, or earlier by `compileValidators()`, which the server runs in small steps after it is
+ * listening (compiling all of them at load was ~85 ms of start-up, docs/benchmarks.md). Errors become one message that names the field:
  * `key: must be a string`, `value: is required`, `ttl: must be >= 1`, `foo: unknown field`.
  */
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
@@ -23,22 +24,71 @@ const ajv = new Ajv({
   // become a TTL or an INCR operand.
 });
 
-export interface CompiledAction {
-  readonly name: ActionName;
-  readonly spec: ActionSpec;
-  readonly check: ValidateFunction;
-}
+/**
+ * One action's validator. `check` starts as a stub that compiles the schema, puts the compiled
+ * function in its place and runs it; read `check` again after calling it (its `errors` belong to
+ * the compiled function, not the stub).
+ */
+export class CompiledAction {
+  check: ValidateFunction;
+  #compiled = false;
 
-function compileAll(): ReadonlyMap<string, CompiledAction> {
-  const map = new Map<string, CompiledAction>();
-  for (const [name, spec] of Object.entries(ACTIONS) as [ActionName, ActionSpec][]) {
-    map.set(name, { name, spec, check: ajv.compile(spec.request) });
+  constructor(
+    readonly name: ActionName,
+    readonly spec: ActionSpec,
+  ) {
+    this.check = ((data: unknown) => this.compile()(data)) as ValidateFunction;
   }
-  return map;
+
+  get compiled(): boolean {
+    return this.#compiled;
+  }
+
+  /** Compile now unless already compiled; returns the compiled function. */
+  compile(): ValidateFunction {
+    if (!this.#compiled) {
+      this.check = ajv.compile(this.spec.request);
+      this.#compiled = true;
+    }
+    return this.check;
+  }
 }
 
-/** Every action's compiled validator, keyed by upper-case action name. */
-export const COMPILED: ReadonlyMap<string, CompiledAction> = compileAll();
+/** Every action's validator, keyed by upper-case action name. */
+export const COMPILED: ReadonlyMap<string, CompiledAction> = new Map(
+  (Object.entries(ACTIONS) as [ActionName, ActionSpec][]).map(([name, spec]) => [
+    name,
+    new CompiledAction(name, spec),
+  ]),
+);
+
+/** Compile every validator now (tests, and tools that would rather pay up front). */
+export function compileValidators(): void {
+  for (const c of COMPILED.values()) c.compile();
+}
+
+/**
+ * Compile the validators not compiled yet one per macrotask, so that a server already listening
+ * keeps answering between them. Returns a function that stops it (for a server closed meanwhile).
+ */
+export function compileValidatorsSoon(): () => void {
+  const pending = [...COMPILED.values()].filter((c) => !c.compiled);
+  let timer: NodeJS.Immediate | undefined;
+  const next = (): void => {
+    const c = pending.pop();
+    if (c === undefined) {
+      timer = undefined;
+      return;
+    }
+    c.compile();
+    timer = setImmediate(next);
+  };
+  timer = setImmediate(next);
+  return () => {
+    if (timer !== undefined) clearImmediate(timer);
+    timer = undefined;
+  };
+}
 
 /** The message for the first error of a failed `check` call. */
 export function validationMessage(check: ValidateFunction): string {
