@@ -15,7 +15,6 @@
  * they arrived in (the transport stops reading while congested, so that is bounded) and
  * processing resumes on `drain()` or when a promise settles.
  */
-import { readFileSync } from 'node:fs';
 import { type Authority, openAuthority } from './auth/authority.js';
 import { createStats, Dispatcher } from './commands/dispatch.js';
 import { defaultCommandTable } from './commands/index.js';
@@ -35,6 +34,7 @@ import type { Broker } from './pubsub/broker.js';
 import type { Store } from './store/store.js';
 import { LINE_TOO_LONG, LineFramer, type LineResult } from './transport/lines.js';
 import type { Connection, ConnectionHandler, HandlerFactory } from './transport/types.js';
+import { packageVersion } from './version.js';
 
 /** What the composition root passes to `createProtocolHandler`. */
 export interface ProtocolDeps {
@@ -337,19 +337,4 @@ class Session implements ConnectionHandler {
     this.limiter ??= new LogLimiter(this.ctx.log);
     this.limiter.log('debug', { code, id }, 'bad request');
   }
-}
-
-let cachedVersion: string | undefined;
-
-/** package.json is one level above this file both in src/ (tsx, tests) and in dist/ (built). */
-function packageVersion(): string {
-  if (cachedVersion !== undefined) return cachedVersion;
-  try {
-    const url = new URL('../package.json', import.meta.url);
-    const pkg = JSON.parse(readFileSync(url, 'utf8')) as { version?: unknown };
-    cachedVersion = typeof pkg.version === 'string' ? pkg.version : '0.0.0';
-  } catch {
-    cachedVersion = '0.0.0';
-  }
-  return cachedVersion;
 }

@@ -47,8 +47,12 @@ class LocalUnit implements Unit {
 }
 
 // Compiled: worker.js beside this file; from source (tsx, vitest): worker.ts, whose loader the
-// worker inherits through execArgv.
-const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url);
+// worker inherits through execArgv. Written as `../bench/` so that it also holds from the bundled
+// CLI, where this code sits in dist/chunks/ and the worker is bundled to dist/bench/worker.js.
+const WORKER_URL = new URL(
+  import.meta.url.endsWith('.ts') ? '../bench/worker.ts' : '../bench/worker.js',
+  import.meta.url,
+);
 
 class WorkerUnit implements Unit {
   readonly #worker: Worker;

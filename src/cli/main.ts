@@ -1,6 +1,6 @@
-import { createRequire } from 'node:module';
 import { Command, CommanderError } from 'commander';
 import { CONFIG_KEYS, ConfigError } from '../config.js';
+import { packageVersion } from '../version.js';
 import { registerBench } from './bench.js';
 import { registerEcho } from './echo.js';
 import { settingsHelp } from './options.js';
@@ -9,8 +9,6 @@ import { registerCli } from './repl.js';
 import { CliError } from './run.js';
 import { registerServe } from './serve.js';
 
-const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
-
 /** Usage errors (bad flag, bad value) exit 2, like most Unix tools; runtime failures exit 1. */
 export const EXIT_USAGE = 2;
 
@@ -18,7 +16,7 @@ export const EXIT_USAGE = 2;
 export function buildProgram(): Command {
   const program = new Command('caretkv')
     .description('caretkv: a fast, embeddable key-value server speaking newline-delimited JSON over TCP')
-    .version(version)
+    .version(packageVersion())
     // Throw instead of exiting so main() owns every exit code (and tests can drive the program).
     .exitOverride();
   program.addHelpText(
