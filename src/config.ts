@@ -36,7 +36,8 @@ export const ConfigSchema = Type.Object(
       minimum: 0,
       maximum: MAX_SECONDS,
       default: 300,
-      description: 'seconds without traffic before a connection is closed (0 = never; decimals allowed)',
+      description:
+        'seconds without traffic before a connection is closed (0 = never; decimals allowed); connections with subscriptions or observations are exempt',
     }),
     maxConnections: Type.Integer({
       minimum: 1,
@@ -58,7 +59,7 @@ export const ConfigSchema = Type.Object(
       minimum: 1,
       maximum: 1000,
       default: 64,
-      description: 'deepest nesting of a value',
+      description: 'deepest nesting of a request line, the request object counting as one level',
     }),
     subscriberBuffer: Type.Integer({
       minimum: 1024,
@@ -90,8 +91,11 @@ export const ConfigSchema = Type.Object(
       default: 100000,
       description: 'publishes per second per connection (0 = unlimited)',
     }),
-    logLevel: StringEnum(LOG_LEVELS, { default: 'info', description: 'log level' }),
-    logFormat: StringEnum(LOG_FORMATS, { default: 'json', description: 'log format' }),
+    logLevel: StringEnum(LOG_LEVELS, { default: 'info', description: 'least severe level that is logged' }),
+    logFormat: StringEnum(LOG_FORMATS, {
+      default: 'json',
+      description: 'log lines on stdout: one JSON object each, or pretty-printed for a terminal',
+    }),
     protectedMode: Type.Boolean({
       default: true,
       description:
@@ -125,7 +129,7 @@ export const ConfigSchema = Type.Object(
       description: 'window for counting failures per address, and how long a refused address stays refused',
     }),
     tlsCert: Type.Optional(
-      Type.String({ minLength: 1, description: 'PEM certificate (chain) file: serve TLS' }),
+      Type.String({ minLength: 1, description: 'PEM certificate (chain) file: serve TLS (with --tls-key)' }),
     ),
     tlsKey: Type.Optional(Type.String({ minLength: 1, description: 'PEM private key file for --tls-cert' })),
     tlsCa: Type.Optional(

@@ -6,6 +6,7 @@ const VALUE_NAMES: Partial<Record<ConfigKey, string>> = {
   shutdownGrace: 'seconds',
   logLevel: 'level',
   logFormat: 'json|pretty',
+  slowSubscriber: 'drop|disconnect',
   protectedMode: 'yes|no',
   authFailureDelay: 'seconds',
   authBlockSeconds: 'seconds',
