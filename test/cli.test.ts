@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runCli, type SpawnedServer, spawnServer } from './helpers/cli.js';
@@ -18,6 +19,16 @@ describe('caretkv CLI', () => {
     for (const text of ['serve', 'echo', '--idle-timeout', 'CARETKV_MAX_CONNECTIONS', '--log-format']) {
       expect(stdout).toContain(text);
     }
+  });
+
+  it.each([['--version'], ['-V']])("%s prints package.json's version, exit 0", async (flag) => {
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+      version: string;
+    };
+    const { code, stdout, stderr } = await runCli([flag]);
+    expect(code).toBe(0);
+    expect(stdout).toBe(`${pkg.version}\n`);
+    expect(stderr).toBe('');
   });
 
   it('serve --help lists every flag', async () => {
