@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { CONFIG_KEYS, flagName } from '../src/config.js';
 import { runCli, type SpawnedServer, spawnServer } from './helpers/cli.js';
 import { connect, destroyAllSockets, once, readToEnd, roundTrip } from './helpers/net.js';
 
@@ -31,22 +32,10 @@ describe('caretkv CLI', () => {
     expect(stderr).toBe('');
   });
 
-  it('serve --help lists every flag', async () => {
+  it('serve --help lists every flag, --config included', async () => {
     const { code, stdout } = await runCli(['serve', '--help']);
     expect(code).toBe(0);
-    for (const flag of [
-      '--host',
-      '--port',
-      '--idle-timeout',
-      '--max-connections',
-      '--shutdown-grace',
-      '--max-line-bytes',
-      '--max-depth',
-      '--log-level',
-      '--log-format',
-    ]) {
-      expect(stdout).toContain(flag);
-    }
+    for (const flag of ['--config', ...CONFIG_KEYS.map(flagName)]) expect(stdout).toContain(`${flag} <`);
   });
 
   it.each([
