@@ -1,4 +1,8 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import type net from 'node:net';
+import tls from 'node:tls';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { type Certificates, makeCertificates } from '../../test/auth-helpers.js';
 import {
   connect,
   destroyAllSockets,
@@ -22,15 +26,38 @@ afterEach(async () => {
   server = undefined;
 });
 
-/** Start a server whose single handler is built by `make`; returns the connection it saw. */
-async function withHandler(make: (conn: Connection) => ConnectionHandler, settings = {}) {
+/** TLS clients opened by tests (`connect` tracks plain ones for `destroyAllSockets`). */
+const tlsClients = new Set<tls.TLSSocket>();
+afterEach(() => {
+  for (const socket of tlsClients) socket.destroy();
+  tlsClients.clear();
+});
+
+/**
+ * Start a server whose single handler is built by `make`; returns the connection it saw. With
+ * `tlsCa` (and `tlsCert`/`tlsKey` in settings) the client speaks TLS.
+ */
+async function withHandler(
+  make: (conn: Connection) => ConnectionHandler,
+  settings: Record<string, unknown> = {},
+  tlsCa?: Buffer,
+) {
   let seen: Connection | undefined;
   const factory: HandlerFactory = (conn) => {
     seen = conn;
     return make(conn);
   };
   server = await startServer(settings, { handler: factory });
-  const client = await connect(server.port);
+  let client: net.Socket;
+  if (tlsCa) {
+    const socket = tls.connect({ port: server.port, host: '127.0.0.1', ca: tlsCa, servername: 'localhost' });
+    tlsClients.add(socket);
+    socket.on('error', () => {});
+    await once(socket, 'secureConnect');
+    client = socket;
+  } else {
+    client = await connect(server.port);
+  }
   await waitFor(() => seen !== undefined, { message: 'the handler to be created' });
   return { client, conn: seen! };
 }
@@ -71,6 +98,162 @@ describe('backpressure', () => {
       message: 'drain then more data',
     });
     expect(dataWhileCongested).toBe(0);
+  });
+});
+
+describe('notifyWhenFlushed', () => {
+  /** Under the high-water mark (64 KiB; TLS sockets keep Node's 16 KiB), so nothing congests. */
+  const CHUNK = Buffer.alloc(8 * 1024, 7);
+  /** 32 MiB: far more than the kernel's socket buffers hold for a client that does not read. */
+  const TOTAL_CHUNKS = 4096;
+
+  /**
+   * A writer paced only by flush notifications: each drain() writes the next chunk and asks to
+   * hear when it has flushed. If drain() came before the flush, it would run ahead of a client
+   * that does not read.
+   */
+  function pacedWriter() {
+    const state = { drains: 0, chunks: 0, congestedSeen: false, pendingAtDrain: [] as number[] };
+    const make = (c: Connection): ConnectionHandler => {
+      const next = () => {
+        if (state.chunks === TOTAL_CHUNKS) return;
+        state.chunks++;
+        c.write(CHUNK);
+        if (c.congested) state.congestedSeen = true;
+        c.notifyWhenFlushed();
+      };
+      return {
+        data: next,
+        drain() {
+          state.drains++;
+          state.pendingAtDrain.push(c.pendingBytes);
+          next();
+        },
+        close() {},
+      };
+    };
+    return { state, make };
+  }
+
+  /** Counts what the client reads without holding it. */
+  function countBytes(client: net.Socket): { bytes: number } {
+    const counter = { bytes: 0 };
+    client.on('data', (chunk: Buffer) => {
+      counter.bytes += chunk.length;
+    });
+    return counter;
+  }
+
+  async function pacedByFlushes(settings: Record<string, unknown> = {}, tlsCa?: Buffer) {
+    const writer = pacedWriter();
+    const { client, conn } = await withHandler(writer.make, settings, tlsCa);
+    const received = countBytes(client);
+    client.pause();
+    client.write('go');
+    // The kernel's buffers fill up, then one chunk stays pending and no drain() comes for it.
+    await waitForStall(() => writer.state.drains, { done: () => writer.state.chunks === TOTAL_CHUNKS });
+    expect(writer.state.chunks).toBeLessThan(TOTAL_CHUNKS);
+    expect(conn.pendingBytes).toBeGreaterThan(0);
+    expect(writer.state.drains).toBe(writer.state.chunks - 1);
+
+    // The client reads: each chunk's flush brings the next, to the end, never congested.
+    client.resume();
+    await waitFor(() => received.bytes === TOTAL_CHUNKS * CHUNK.length, {
+      timeoutMs: 20_000,
+      message: 'every chunk',
+    });
+    await waitFor(() => writer.state.drains === TOTAL_CHUNKS, { message: 'the last flush' });
+    expect(writer.state.congestedSeen).toBe(false);
+    expect(conn.congested).toBe(false);
+    // Nothing was written after the last chunk, so it had all flushed when drain() came.
+    expect(writer.state.pendingAtDrain.at(-1)).toBe(0);
+  }
+
+  it('calls drain() once what was written has flushed, though the connection never congested', async () => {
+    await pacedByFlushes();
+  });
+
+  describe('over TLS', () => {
+    let certs: Certificates;
+    beforeAll(() => {
+      certs = makeCertificates();
+    });
+    afterAll(() => certs.cleanup());
+
+    it('calls drain() once what was written has flushed, though the connection never congested', async () => {
+      await pacedByFlushes({ tlsCert: certs.serverCert, tlsKey: certs.serverKey }, readFileSync(certs.ca));
+    });
+  });
+
+  it('makes one drain() call for requests made before one flush', async () => {
+    let drains = 0;
+    const { client } = await withHandler((c) => ({
+      data(chunk) {
+        c.write(`${chunk}\n`);
+        c.notifyWhenFlushed();
+        c.notifyWhenFlushed();
+        c.notifyWhenFlushed();
+      },
+      drain() {
+        drains++;
+      },
+      close() {},
+    }));
+    client.write('a');
+    expect((await readBytes(client, 2)).toString()).toBe('a\n');
+    await waitFor(() => drains >= 1, { message: 'the first drain' });
+    // A later request gets its own call; had the first three not shared one, this would be the fourth.
+    client.write('b');
+    expect((await readBytes(client, 2)).toString()).toBe('b\n');
+    await waitFor(() => drains >= 2, { message: 'the second drain' });
+    expect(drains).toBe(2);
+  });
+
+  it('never calls drain() after the handler ended the connection, even once output flushes', async () => {
+    const writer = pacedWriter();
+    let closed = false;
+    const { client, conn } = await withHandler((c) => ({
+      ...writer.make(c),
+      close() {
+        closed = true;
+      },
+    }));
+    client.pause();
+    client.write('go');
+    await waitForStall(() => writer.state.drains);
+    const drains = writer.state.drains;
+    expect(conn.pendingBytes).toBeGreaterThan(0);
+    // A flush notification is outstanding; the connection ends before the output it waits for flushes.
+    conn.end();
+    conn.notifyWhenFlushed();
+    await readToEnd(client);
+    await waitFor(() => closed, { message: 'the server side to close' });
+    expect(writer.state.drains).toBe(drains);
+    expect(() => conn.notifyWhenFlushed()).not.toThrow();
+  });
+
+  it('never calls drain() after the peer reset the connection', async () => {
+    const writer = pacedWriter();
+    let closes = 0;
+    const { client, conn } = await withHandler((c) => ({
+      ...writer.make(c),
+      close() {
+        closes++;
+      },
+    }));
+    client.pause();
+    client.write('go');
+    await waitForStall(() => writer.state.drains);
+    const drains = writer.state.drains;
+    expect(conn.pendingBytes).toBeGreaterThan(0);
+    client.resetAndDestroy();
+    await waitFor(() => closes === 1, { message: 'close' });
+    conn.notifyWhenFlushed();
+    // Whatever the reset did to the outstanding write, it never reaches the handler: one more round
+    // trip through the event loop's I/O phase makes sure a late callback would have run.
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(writer.state.drains).toBe(drains);
+    expect(closes).toBe(1);
   });
 });
 

@@ -89,6 +89,10 @@ class SocketConnection implements Connection {
   #handler: ConnectionHandler | undefined;
   #ending = false;
   #congested = false;
+  /** An empty write is queued whose callback will call `handler.drain()`. */
+  #flushQueued = false;
+  /** `notifyWhenFlushed()` was called again while one was queued. */
+  #flushAgain = false;
   #closed: Promise<void> | undefined;
 
   constructor(socket: net.Socket, logger: Logger, released: (conn: SocketConnection) => void) {
@@ -145,6 +149,22 @@ class SocketConnection implements Connection {
       this.#congested = true;
       this.#socket.pause();
     }
+  }
+
+  /**
+   * Write callbacks run in order, each once the writes before it were handed to the kernel, so an
+   * empty write's callback is a flush notification (net.Socket and TLSSocket alike: TLSWrap passes
+   * an empty write through to the TCP socket once its encrypted output is out). Node has no
+   * 'flushed' event: 'drain' fires only after write() returned false.
+   */
+  notifyWhenFlushed(): void {
+    if (this.#ending || !this.#socket.writable) return;
+    if (this.#flushQueued) {
+      this.#flushAgain = true;
+      return;
+    }
+    this.#flushQueued = true;
+    this.#socket.write('', this.#onFlushed);
   }
 
   end(finalData?: string | Uint8Array): void {
@@ -225,6 +245,26 @@ class SocketConnection implements Connection {
     this.#congested = false;
     this.#socket.resume();
     if (this.#ending) return;
+    try {
+      this.#handler!.drain?.();
+    } catch (err) {
+      this.#fault(err, 'drain');
+    }
+  };
+
+  readonly #onFlushed = (err?: Error | null): void => {
+    this.#flushQueued = false;
+    // An error means the socket was destroyed (reset, EPIPE): 'close' follows and nothing flushed.
+    if (err || this.#ending) return;
+    if (this.#flushAgain) {
+      this.#flushAgain = false;
+      // A request that came after further writes waits for those too.
+      if (this.#socket.writableLength > 0) {
+        this.#flushQueued = true;
+        this.#socket.write('', this.#onFlushed);
+        return;
+      }
+    }
     try {
       this.#handler!.drain?.();
     } catch (err) {

@@ -22,6 +22,16 @@ export interface Connection {
   readonly pendingBytes: number;
   /** True while pending output is above the high-water mark; handlers should stop producing. */
   readonly congested: boolean;
+  /**
+   * Ask for one `handler.drain()` call once everything written so far has been handed to the
+   * kernel, whether or not the connection was ever `congested`: a handler that holds back output
+   * below its own bound (smaller than the transport's high-water mark) learns that way when the
+   * client caught up, which the `congested` -> drain path never reports. Requests made before that
+   * flush share one call (a request made after further writes waits for those writes too). The
+   * call never comes once the connection is closed or ended, and never synchronously from this
+   * method. Cheap enough for rare events (one empty write), not meant for every write.
+   */
+  notifyWhenFlushed(): void;
   /** Flush pending output, then close. Idempotent. */
   end(finalData?: string | Uint8Array): void;
   /** Close now, dropping pending output. Idempotent. */
@@ -44,7 +54,11 @@ export interface ConnectionHandler {
    * `conn.end()`. Default when absent: the transport ends the connection after pending output flushes.
    */
   end?(): void;
-  /** Pending output fell back under the high-water mark. */
+  /**
+   * Pending output fell back under the high-water mark after the connection was `congested`, or
+   * output flushed after `conn.notifyWhenFlushed()`. Handlers must tolerate a call with nothing new
+   * to do (both causes can coincide).
+   */
   drain?(): void;
   /**
    * Graceful shutdown began: take no new input, finish requests already read, then resolve.
