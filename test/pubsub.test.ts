@@ -269,6 +269,69 @@ describe('slow and vanished subscribers', () => {
     expect(await slow.result({ action: 'PING' })).toBe('PONG');
   });
 
+  it('drop policy: a subscriber that catches up after the last publish gets its gap without another push', async () => {
+    // A bound far below the socket's 64 KiB high-water mark: the connection never congests, so
+    // only a flush notification can tell the server the subscriber caught up.
+    const { port } = await start({ subscriberBuffer: 32 * 1024 });
+    const sub = await Client.open(port);
+    const pub = await Client.open(port);
+    await sub.result({ action: 'SUBSCRIBE', channels: ['feed'] });
+    sub.socket.pause();
+
+    // Publish until the last PUBLISH is dropped (it answers 0 deliveries); then publish no more.
+    // Each answer says whether its message (seq = its index + 1) was written or dropped.
+    const payload = 'x'.repeat(8 * 1024);
+    const delivered: number[] = [];
+    while (delivered.at(-1) !== 0) {
+      if (delivered.length >= 16 * 1024) throw new Error('still no drop after 128 MiB');
+      const before = pub.responses.length;
+      pub.send(
+        ...Array.from({ length: 100 }, (_, j) => ({
+          action: 'PUBLISH',
+          channel: 'feed',
+          message: { i: delivered.length + j, payload },
+        })),
+      );
+      await waitFor(() => pub.responses.length === before + 100, { message: 'publish responses' });
+      for (const r of pub.responses.slice(before)) delivered.push(r.result as number);
+    }
+    const n = delivered.length;
+    const dropped = delivered.filter((d) => d === 0).length;
+    expect(dropped).toBeGreaterThan(0);
+    expect((await info(pub)).dropped).toBe(dropped);
+
+    // What the subscriber must read: each written message in order, and before each one that
+    // follows drops, a gap counting them; the drops at the end are reported by a final gap.
+    const expected: unknown[] = [];
+    let run = 0;
+    delivered.forEach((d, i) => {
+      if (d === 0) {
+        run++;
+        return;
+      }
+      if (run > 0) expected.push({ event: 'gap', dropped: run });
+      run = 0;
+      expected.push({ event: 'message', seq: i + 1, i });
+    });
+    expected.push({ event: 'gap', dropped: run });
+
+    sub.socket.resume();
+    await waitFor(() => sub.pushes.length >= expected.length, {
+      timeoutMs: 20_000,
+      message: `${expected.length} pushes (the final gap among them)`,
+    });
+    expect(
+      sub.pushes.map((p) =>
+        p.event === 'gap' ? p : { event: p.event, seq: p.seq, i: (p.message as { i: number }).i },
+      ),
+    ).toEqual(expected);
+    // Every one of the n publishes is accounted for: delivered, or counted in a gap.
+    const gapped = sub.pushes.reduce((sum, p) => sum + (p.event === 'gap' ? (p.dropped as number) : 0), 0);
+    expect(sub.pushes.filter((p) => p.event === 'message').length + gapped).toBe(n);
+    expect(await sub.result({ action: 'PING' })).toBe('PONG');
+    expect(sub.pushes).toHaveLength(expected.length);
+  });
+
   it('disconnect policy: the slow subscriber is closed with a logged reason; the healthy one gets everything', async () => {
     const srv = await start({ subscriberBuffer: 64 * 1024, slowSubscriber: 'disconnect' });
     const slow = await Client.open(srv.port);

@@ -20,6 +20,8 @@ class FakeConn implements PushSink {
   destroyed = false;
   idleExempt = false;
   reading = true;
+  /** Flush notifications asked for; tests play the transport by calling `connectionDrained`. */
+  flushRequests = 0;
 
   write(data: string | Uint8Array): void {
     if (this.closed) return;
@@ -27,6 +29,10 @@ class FakeConn implements PushSink {
     // A chunk may hold several lines (a gap line and a push go out separately, but be safe).
     for (const line of text.split('\n')) if (line !== '') this.lines.push(line);
     if (!this.reading) this.pendingBytes += Buffer.byteLength(text);
+  }
+
+  notifyWhenFlushed(): void {
+    this.flushRequests++;
   }
 
   destroy(): void {
@@ -319,6 +325,9 @@ describe('Broker: slow subscribers', () => {
     expect(broker.stats()).toMatchObject({ dropped: 7, messagesDelivered: 13 });
     expect(slow.r.dropped).toBe(7);
     expect(slow.c.logs.filter((l) => /dropping pushes/.test(String(l.msg)))).toHaveLength(1);
+    // One run of drops: the connection is asked once to say when its output has flushed.
+    expect(slow.c.flushRequests).toBe(1);
+    expect(healthy.c.flushRequests).toBe(0);
 
     // It catches up: the next push is preceded by the gap, and seq shows the hole too.
     slow.c.take();

@@ -5,9 +5,12 @@
  * Bounded output. Pushes are written straight to the connection, never queued in JS: the bound is
  * the connection's own pending output (`conn.pendingBytes`, which also counts responses). A push
  * that would take pending output past `subscriberBuffer` is not written:
- * - policy `drop`: it is counted; the next push that fits (or `drain()`, when the socket empties)
- *   is preceded by `{"event":"gap","dropped":N}`. `seq` still advances for dropped pushes, so a
- *   subscriber can also see exactly where the hole is.
+ * - policy `drop`: it is counted, and `{"event":"gap","dropped":N}` goes out before the next push
+ *   that fits or as soon as the output has flushed, whichever comes first. The first drop asks the
+ *   connection to say when what is pending has flushed (`notifyWhenFlushed`): the bound is usually
+ *   below the socket's high-water mark, so the connection never congests and no drain would
+ *   otherwise come to a subscriber that catches up after the last publish. `seq` still advances
+ *   for dropped pushes, so a subscriber can also see exactly where the hole is.
  * - policy `disconnect`: the connection is destroyed (Redis's client-output-buffer-limit) with a
  *   logged reason, and the broker removes its subscriptions at once.
  * A push is always written when nothing is pending, so a single message larger than the bound
@@ -32,7 +35,10 @@ import {
 } from './subscriber.js';
 
 /** The part of a Connection a subscriber uses (tests pass a fake with controllable pendingBytes). */
-export type PushSink = Pick<Connection, 'id' | 'log' | 'write' | 'pendingBytes' | 'closed' | 'destroy'> & {
+export type PushSink = Pick<
+  Connection,
+  'id' | 'log' | 'write' | 'pendingBytes' | 'closed' | 'destroy' | 'notifyWhenFlushed'
+> & {
   idleExempt: boolean;
 };
 
@@ -93,12 +99,14 @@ export class RemoteSubscriber extends Subscriber implements Publisher {
   }
 
   /**
-   * The connection's output drained (the session's `drain()`): tell a subscriber that lost pushes
-   * now, rather than waiting for the next push to carry the gap.
+   * The connection's output flushed or drained (the session's `drain()`): tell a subscriber that
+   * lost pushes now, rather than waiting for a next push that may never come. Still over the bound
+   * (responses written since), it asks to hear about the next flush instead.
    */
   drain(): void {
     if (this.dropped === 0 || this.conn.closed) return;
     if (this.conn.pendingBytes < this.limits.subscriberBuffer) this.#sendGap();
+    else this.conn.notifyWhenFlushed();
   }
 
   override activeChanged(active: boolean): void {
@@ -145,6 +153,8 @@ export class RemoteSubscriber extends Subscriber implements Publisher {
         { pendingBytes: pending, subscriberBuffer: this.limits.subscriberBuffer },
         'slow subscriber: dropping pushes until it catches up (policy drop)',
       );
+      // Once per run of drops: the gap must reach it even if nothing is published after this.
+      this.conn.notifyWhenFlushed();
     }
     this.dropped++;
     this.counters.dropped++;
