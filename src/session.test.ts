@@ -27,6 +27,14 @@ class FakeConnection implements Connection {
     this.written += text.length;
     if (this.written >= this.congestAfter) this.congested = true;
   }
+  notifyWhenFlushed(): void {}
+  inputPaused = false;
+  pauseInput(): void {
+    this.inputPaused = true;
+  }
+  resumeInput(): void {
+    this.inputPaused = false;
+  }
   end(): void {
     this.ended = true;
   }
@@ -47,6 +55,8 @@ class FakeConnection implements Connection {
 class FakeStore {
   readonly data = new Map<string, JsonText>();
   manual = false;
+  /** Busy milliseconds per `get`, to make requests expensive. */
+  busyMs = 0;
   readonly waiting: { resolve: () => void; key: string }[] = [];
 
   /** Applies the operation at call time (as an engine keeps call order); only the answer waits. */
@@ -56,6 +66,10 @@ class FakeStore {
     return new Promise<T>((resolve) => this.waiting.push({ key, resolve: () => resolve(result) }));
   }
   get(key: string) {
+    const until = performance.now() + this.busyMs;
+    while (performance.now() < until) {
+      // An expensive request (a big fan-out, a large value).
+    }
     return this.answer(key, () => this.data.get(key));
   }
   set(key: string, value: JsonText) {
@@ -75,9 +89,14 @@ class FakeStore {
   }
 }
 
-function setup(options: { maxLineBytes?: number } = {}) {
+function setup(options: { maxLineBytes?: number; turnBudgetMs?: number } = {}) {
   const store = new FakeStore();
-  const factory = createProtocolHandler({ store: store as unknown as Store, ...options });
+  // What one chunk does, synchronously, whatever the machine's speed: no time budget unless asked.
+  const factory = createProtocolHandler({
+    store: store as unknown as Store,
+    turnBudgetMs: Number.POSITIVE_INFINITY,
+    ...options,
+  });
   const conn = new FakeConnection();
   const handler: ConnectionHandler = factory(conn);
   const send = (...lines: string[]) => handler.data(Buffer.from(`${lines.join('\n')}\n`));
@@ -150,6 +169,34 @@ describe('session', () => {
       expect(conn.responses().length).toBeGreaterThan(before);
     }
     expect(conn.responses().map((r) => r.id)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  });
+
+  it('spends at most its time budget per turn, pausing input, and finishes on later turns in order', async () => {
+    const { store, conn, send, handler } = setup({ turnBudgetMs: 5 });
+    store.busyMs = 2;
+    send(...Array.from({ length: 12 }, (_, i) => `{"action":"GET","key":"k","id":${i}}`));
+    const firstTurn = conn.responses().length;
+    // 12 x 2 ms does not fit a 5 ms turn: some were answered, reading stopped, the rest waits.
+    expect(firstTurn).toBeGreaterThan(0);
+    expect(firstTurn).toBeLessThan(12);
+    expect(conn.inputPaused).toBe(true);
+    // What was already on its way when reading stopped waits its turn behind the rest.
+    handler.data(Buffer.from('{"action":"PING","id":"late"}\n'));
+    expect(conn.responses()).toHaveLength(firstTurn);
+    while (conn.responses().length < 13) await flushMicrotasks();
+    expect(conn.responses().map((r) => r.id)).toEqual([...Array.from({ length: 12 }, (_, i) => i), 'late']);
+    expect(conn.inputPaused).toBe(false);
+  });
+
+  it('a connection closed while its work waits for the next turn does nothing more', async () => {
+    const { store, conn, send, handler } = setup({ turnBudgetMs: 5 });
+    store.busyMs = 2;
+    send(...Array.from({ length: 12 }, (_, i) => `{"action":"GET","key":"k","id":${i}}`));
+    const written = conn.writes.length;
+    handler.close();
+    await flushMicrotasks();
+    await flushMicrotasks();
+    expect(conn.writes).toHaveLength(written);
   });
 
   it('on end: answers what was read (including an unterminated last line), then ends', async () => {

@@ -14,6 +14,12 @@
  * fewer than MAX_IN_FLIGHT responses wait on promises. Unread complete lines stay in the chunks
  * they arrived in (the transport stops reading while congested, so that is bounded) and
  * processing resumes on `drain()` or when a promise settles.
+ *
+ * Fairness: one connection's input is processed for at most PUMP_BUDGET_MS per turn of the event
+ * loop. A chunk whose requests take longer (a burst of PUBLISHes to thousands of subscribers) is
+ * continued on the next turn (`setImmediate`), with reading from this client paused meanwhile, so
+ * that every other connection, timer and socket is served in between and the unread input stays
+ * bounded.
  */
 import { type Authority, openAuthority } from './auth/authority.js';
 import { createStats, Dispatcher } from './commands/dispatch.js';
@@ -58,6 +64,11 @@ export interface ProtocolDeps {
   auth?: (table: CommandTable) => Authority;
   /** The pub/sub broker; without it the pub/sub actions answer INTERNAL ("not enabled"). */
   broker?: Broker;
+  /**
+   * Longest stretch of request processing for one connection per turn of the event loop, in ms;
+   * default PUMP_BUDGET_MS. Tests that check what one chunk does pass Infinity.
+   */
+  turnBudgetMs?: number;
   /** CONFIG RELOAD's implementation (the composition root re-reads the config file). */
   reload?: () => Promise<ReloadSummary>;
 }
@@ -73,6 +84,13 @@ export interface ProtocolHandlerFactory extends HandlerFactory {
 const MAX_IN_FLIGHT = 1024;
 /** Output batch size that triggers an early write (and a congestion check). */
 const FLUSH_BYTES = 64 * 1024;
+
+/**
+ * Longest stretch of request processing for one connection in one turn of the event loop. Checked
+ * after each request, so a single request can run past it (the store and broker bound their own
+ * big operations; docs/reliability.md).
+ */
+const PUMP_BUDGET_MS = 5;
 
 /** A push (never a response): the server runs nothing more on this connection. */
 const SHUTDOWN_PUSH = `${JSON.stringify({ event: 'shutdown', message: ERRORS.SHUTTING_DOWN })}\n`;
@@ -95,6 +113,7 @@ export function createProtocolHandler(deps: ProtocolDeps): ProtocolHandlerFactor
   const dispatcher = new Dispatcher(table, stats);
   const maxLineBytes = deps.maxLineBytes ?? LIMITS.defaultMaxLineBytes;
   const maxDepth = deps.maxDepth ?? LIMITS.defaultMaxDepth;
+  const turnBudgetMs = deps.turnBudgetMs ?? PUMP_BUDGET_MS;
   const auth = deps.auth?.(table) ?? openAuthority(table, maxLineBytes);
 
   const factory = (conn: Connection): ConnectionHandler => {
@@ -107,7 +126,7 @@ export function createProtocolHandler(deps: ProtocolDeps): ProtocolHandlerFactor
       conn,
       { store: deps.store, server, conn, log: conn.log, auth: auth.attach(conn), broker: deps.broker },
       dispatcher,
-      { maxLineBytes, maxDepth },
+      { maxLineBytes, maxDepth, turnBudgetMs },
     );
   };
   return Object.assign(factory, { stats, server, auth });
@@ -117,6 +136,7 @@ export function createProtocolHandler(deps: ProtocolDeps): ProtocolHandlerFactor
 const REFUSED: ConnectionHandler = { data() {}, close() {} };
 
 interface SessionLimits {
+  turnBudgetMs: number;
   maxLineBytes: number;
   maxDepth: number;
 }
@@ -148,6 +168,13 @@ class Session implements ConnectionHandler {
   private idleWaiters: (() => void)[] = [];
   private limiter: LogLimiter | undefined;
   private lineLimit: number;
+  /** Set while processing is to continue on the next turn of the event loop (budget spent). */
+  private continuation: NodeJS.Immediate | undefined = undefined;
+  private readonly continueLater = (): void => {
+    this.continuation = undefined;
+    this.conn.resumeInput();
+    this.pump();
+  };
 
   constructor(
     private readonly conn: Connection,
@@ -176,6 +203,9 @@ class Session implements ConnectionHandler {
       this.conn.end(this.dispatcher.error(undefined, 'LINE_TOO_LONG', tooLongMessage(this.lineLimit, false)));
       return;
     }
+    // Spent its budget this turn: the input waits for the continuation (reading is paused, so
+    // only what was already on its way lands here).
+    if (this.continuation !== undefined) return;
     this.pump();
   }
 
@@ -199,6 +229,8 @@ class Session implements ConnectionHandler {
 
   close(): void {
     this.closed = true;
+    if (this.continuation !== undefined) clearImmediate(this.continuation);
+    this.continuation = undefined;
     // Every subscription and observation of this connection goes at once.
     this.ctx.broker?.connectionClosed(this.conn);
     this.ctx.auth.dispose();
@@ -221,12 +253,21 @@ class Session implements ConnectionHandler {
       (this.framer as { maxLineBytes: number }).maxLineBytes = auth.lineLimit;
     }
     try {
+      // The clock starts at the second request of a turn: a chunk of one request (a client that
+      // waits for each answer) costs no clock read, and a single request is never split anyway.
+      let deadline = Number.POSITIVE_INFINITY;
+      let handled = 0;
       // While an AUTH is being verified nothing after it runs: pipelined requests wait for its outcome.
       while (!this.conn.congested && this.inFlight < MAX_IN_FLIGHT && !auth.busy) {
         const line = this.framer.next();
         if (line === null) break;
+        if (handled === 1) deadline = performance.now() + this.limits.turnBudgetMs;
         this.handle(line);
         if (this.out.length >= FLUSH_BYTES) this.flush();
+        if (++handled > 1 && performance.now() >= deadline) {
+          this.continueNextTurn();
+          break;
+        }
       }
       if (this.ending && !this.framer.hasInput && !this.conn.congested && !auth.busy) {
         // The client sent FIN: its last line may lack a newline (`printf '...' | nc`).
@@ -238,6 +279,13 @@ class Session implements ConnectionHandler {
       this.pumping = false;
     }
     this.settle();
+  }
+
+  /** Budget spent with input left: stop reading from this client and go on after other work. */
+  private continueNextTurn(): void {
+    if (this.continuation !== undefined || !this.framer.hasInput) return;
+    this.conn.pauseInput();
+    this.continuation = setImmediate(this.continueLater);
   }
 
   private handle(line: Exclude<LineResult, null>): void {

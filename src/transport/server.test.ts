@@ -101,6 +101,64 @@ describe('backpressure', () => {
   });
 });
 
+describe('pauseInput / resumeInput', () => {
+  it('stops handing input to the handler until resumed, however much the client sends', async () => {
+    let received = 0;
+    let dataWhilePaused = 0;
+    let paused = false;
+    let pausedOnce = false;
+    const { client, conn } = await withHandler((c) => ({
+      data(chunk) {
+        if (paused) dataWhilePaused++;
+        received += chunk.length;
+        if (!pausedOnce) {
+          pausedOnce = paused = true;
+          c.pauseInput();
+        }
+      },
+      close() {},
+    }));
+    // More than the kernel's socket buffers hold: a transport that still read would deliver it.
+    const flood = Buffer.alloc(32 * 1024 * 1024, 1);
+    client.write(flood);
+    await waitForStall(() => client.writableLength, { done: () => client.writableLength === 0 });
+    expect(client.writableLength).toBeGreaterThan(0);
+    expect(dataWhilePaused).toBe(0);
+    expect(received).toBeLessThan(flood.length);
+
+    paused = false;
+    conn.resumeInput();
+    await waitFor(() => received === flood.length, { message: 'every byte once resumed' });
+  });
+
+  it('a drain does not resume input the handler paused', async () => {
+    let dataWhilePaused = 0;
+    let paused = false;
+    const big = Buffer.alloc(1024 * 1024, 7);
+    const { client, conn } = await withHandler((c) => ({
+      data() {
+        if (paused) {
+          dataWhilePaused++;
+          return;
+        }
+        paused = true;
+        c.pauseInput();
+        while (!c.congested) c.write(big);
+      },
+      close() {},
+    }));
+    client.pause();
+    client.write('go');
+    await waitFor(() => conn.congested, { message: 'congestion' });
+    client.resume();
+    await waitFor(() => !conn.congested, { message: 'the drain' });
+    client.write(Buffer.alloc(32 * 1024 * 1024, 1));
+    await waitForStall(() => client.writableLength, { done: () => client.writableLength === 0 });
+    expect(client.writableLength).toBeGreaterThan(0);
+    expect(dataWhilePaused).toBe(0);
+  });
+});
+
 describe('notifyWhenFlushed', () => {
   /** Under the high-water mark (64 KiB; TLS sockets keep Node's 16 KiB), so nothing congests. */
   const CHUNK = Buffer.alloc(8 * 1024, 7);

@@ -89,6 +89,7 @@ class SocketConnection implements Connection {
   #handler: ConnectionHandler | undefined;
   #ending = false;
   #congested = false;
+  #inputPaused = false;
   /** An empty write is queued whose callback will call `handler.drain()`. */
   #flushQueued = false;
   /** `notifyWhenFlushed()` was called again while one was queued. */
@@ -149,6 +150,18 @@ class SocketConnection implements Connection {
       this.#congested = true;
       this.#socket.pause();
     }
+  }
+
+  pauseInput(): void {
+    if (this.#inputPaused || this.#ending) return;
+    this.#inputPaused = true;
+    this.#socket.pause();
+  }
+
+  resumeInput(): void {
+    if (!this.#inputPaused) return;
+    this.#inputPaused = false;
+    if (!this.#congested && !this.#ending) this.#socket.resume();
   }
 
   /**
@@ -243,7 +256,7 @@ class SocketConnection implements Connection {
   readonly #onDrain = (): void => {
     if (!this.#congested) return;
     this.#congested = false;
-    this.#socket.resume();
+    if (!this.#inputPaused) this.#socket.resume();
     if (this.#ending) return;
     try {
       this.#handler!.drain?.();

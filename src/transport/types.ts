@@ -23,6 +23,13 @@ export interface Connection {
   /** True while pending output is above the high-water mark; handlers should stop producing. */
   readonly congested: boolean;
   /**
+   * Stop reading from the client until `resumeInput()`: for a handler that already holds more
+   * input than it will process this turn. Independent of the pause while congested: reading goes
+   * on only when neither holds it.
+   */
+  pauseInput(): void;
+  resumeInput(): void;
+  /**
    * Ask for one `handler.drain()` call once everything written so far has been handed to the
    * kernel, whether or not the connection was ever `congested`: a handler that holds back output
    * below its own bound (smaller than the transport's high-water mark) learns that way when the
