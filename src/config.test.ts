@@ -91,6 +91,12 @@ describe('loadConfig', () => {
     [{ file: { prot: 1 }, fileName: 'caretkv.json' }, 'caretkv.json: prot: unknown setting'],
     [{ file: { constructor: 1 }, fileName: 'caretkv.json' }, 'caretkv.json: constructor: unknown setting'],
     [{ flags: { protectedMode: 'maybe' } }, '--protected-mode: must be yes or no'],
+    [{ env: { CARETKV_PROTECTED_MODE: 'maybe' } }, 'CARETKV_PROTECTED_MODE: must be yes or no'],
+    // In JSON the value is a boolean: saying "yes or no" there would send the user the wrong way.
+    [
+      { file: { protectedMode: 'no' }, fileName: 'caretkv.json' },
+      'caretkv.json: protectedMode: must be true or false',
+    ],
     [{ flags: { tlsCert: 'c.pem' } }, '--tls-cert: --tls-cert and --tls-key go together'],
     [{ flags: { tlsPort: '7443' } }, '--tls-port: needs --tls-cert and --tls-key'],
     [

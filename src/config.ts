@@ -220,10 +220,11 @@ const SECONDS_KEYS: readonly ConfigKey[] = [
 ];
 
 /** "must be an integer between 0 and 65535": one message per setting, whatever rule it broke. */
-export function describeSetting(key: ConfigKey): string {
+export function describeSetting(key: ConfigKey, inFile = false): string {
   const s = ConfigSchema.properties[key] as TSchema;
   if (s.enum) return `must be one of ${(s.enum as string[]).join(', ')}`;
-  if (s.type === 'boolean') return 'must be yes or no';
+  // A flag or variable says yes/no; a JSON file says true/false.
+  if (s.type === 'boolean') return inFile ? 'must be true or false' : 'must be yes or no';
   if (s.type === 'string') return 'must be a non-empty string';
   const kind = s.type === 'integer' ? 'an integer' : 'a number';
   const unit = SECONDS_KEYS.includes(key) ? ' (seconds)' : '';
@@ -270,7 +271,8 @@ export function loadConfig(sources: ConfigSources = {}): Config {
       // Structured settings: name the exact field (`users.app.read[0]: must be a string`).
       throw new ConfigError(key, fileLabel, formatError(error));
     }
-    throw new ConfigError(key, origin[key] ?? flagName(key), describeSetting(key));
+    const where = origin[key] ?? flagName(key);
+    throw new ConfigError(key, where, describeSetting(key, where === `${fileLabel}: ${key}`));
   }
   const config = merged as Static<typeof ConfigSchema>;
   try {

@@ -48,5 +48,5 @@ export function settingsHelp(keys: readonly ConfigKey[]): string {
   const lines = rows.map(
     ([flag, env, def]) => `  ${flag!.padEnd(widths[0]!)}  ${env!.padEnd(widths[1]!)}  ${def}`,
   );
-  return `\nSettings (flag, environment variable, default; flags win over the environment):\n${lines.join('\n')}\n`;
+  return `\nSettings (flag, environment variable, default; flags win over the environment, which wins over --config):\n${lines.join('\n')}\n`;
 }

@@ -8,7 +8,7 @@ export function registerServe(program: Command): void {
   serve.addOption(
     new Option(
       '--config <file>',
-      'JSON config file: any setting by name (camelCase), plus users and permissions; flags and env override it; re-read on SIGHUP',
+      'JSON config file: any setting by name (camelCase), plus users and permissions; flags and env override it; re-read on SIGHUP and by the CONFIG RELOAD action',
     ),
   );
   addConfigOptions(serve, CONFIG_KEYS).action(async (raw: Record<string, unknown>) => {
