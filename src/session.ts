@@ -250,7 +250,7 @@ class Session implements ConnectionHandler {
       // AUTH succeeded (or a reload took it away): the framer's limit follows. Only a limit, so
       // raising or lowering it mid-stream never corrupts a line already being carried.
       this.lineLimit = auth.lineLimit;
-      (this.framer as { maxLineBytes: number }).maxLineBytes = auth.lineLimit;
+      this.framer.maxLineBytes = auth.lineLimit;
     }
     try {
       // The clock starts at the second request of a turn: a chunk of one request (a client that

@@ -99,6 +99,21 @@ describe('LineFramer', () => {
     expect(g.finish()).toBeNull();
   });
 
+  it('takes a new limit for lines not yet returned (raised after AUTH), and validates it', () => {
+    const f = new LineFramer(8);
+    f.push(Buffer.from('0123456789\nab'));
+    expect(drain(f)).toEqual([LINE_TOO_LONG]);
+    f.maxLineBytes = 16;
+    expect(f.maxLineBytes).toBe(16);
+    // The partial line being carried is judged by the new limit when it completes.
+    f.push(Buffer.from('cdefghijkl\n0123456789abcdefXYZ\n'));
+    expect(drain(f)).toEqual(['abcdefghijkl', LINE_TOO_LONG]);
+    expect(() => {
+      f.maxLineBytes = 0;
+    }).toThrow(RangeError);
+    expect(f.maxLineBytes).toBe(16);
+  });
+
   it('rejects a nonsensical limit', () => {
     expect(() => new LineFramer(0)).toThrow(RangeError);
   });

@@ -27,8 +27,15 @@ export type LineResult = Buffer | typeof LINE_TOO_LONG | null;
 
 const EMPTY = Buffer.alloc(0);
 
+function checkLimit(maxLineBytes: number): number {
+  if (!Number.isInteger(maxLineBytes) || maxLineBytes < 1) {
+    throw new RangeError(`maxLineBytes must be a positive integer, got ${maxLineBytes}`);
+  }
+  return maxLineBytes;
+}
+
 export class LineFramer {
-  readonly maxLineBytes: number;
+  #maxLineBytes: number;
   /** Unread input; `pos` indexes into `chunks[head]`. A plain array with a moving head: no shifts. */
   private chunks: Buffer[] = [];
   private head = 0;
@@ -40,10 +47,20 @@ export class LineFramer {
   private discarding = false;
 
   constructor(maxLineBytes: number) {
-    if (!Number.isInteger(maxLineBytes) || maxLineBytes < 1) {
-      throw new RangeError(`maxLineBytes must be a positive integer, got ${maxLineBytes}`);
-    }
-    this.maxLineBytes = maxLineBytes;
+    this.#maxLineBytes = checkLimit(maxLineBytes);
+  }
+
+  get maxLineBytes(): number {
+    return this.#maxLineBytes;
+  }
+
+  /**
+   * A new limit for lines not yet returned (the protocol raises it after AUTH). Only a limit: a
+   * line already being carried is judged by the new one when it completes, and one already being
+   * discarded stays discarded, so changing it mid-stream never corrupts the line framing.
+   */
+  set maxLineBytes(limit: number) {
+    this.#maxLineBytes = checkLimit(limit);
   }
 
   push(chunk: Buffer): void {
@@ -64,7 +81,7 @@ export class LineFramer {
 
   /** The next complete line (without its terminator), `LINE_TOO_LONG`, or null when none is complete. */
   next(): LineResult {
-    const max = this.maxLineBytes;
+    const max = this.#maxLineBytes;
     while (this.head < this.chunks.length) {
       const chunk = this.chunks[this.head]!;
       const start = this.pos;
@@ -129,7 +146,7 @@ export class LineFramer {
     let end = line.length;
     if (line[end - 1] === CR) end--;
     if (end === 0) return null;
-    if (end > this.maxLineBytes) return LINE_TOO_LONG;
+    if (end > this.#maxLineBytes) return LINE_TOO_LONG;
     return line.subarray(0, end);
   }
 
