@@ -118,4 +118,38 @@ describe('pub/sub permissions', () => {
     await waitFor(() => app.pushes.length === 2, { message: 'the change push' });
     expect(app.pushes[1]).toMatchObject({ event: 'change', key: 'app^k', op: 'set', value: 2 });
   });
+
+  it('an open server that gains users ends the subscriptions of its now unauthenticated connections', async () => {
+    const server = await startAuthServer({});
+    servers.push(server);
+    const anon = await LineClient.connect(server.port);
+    open.push(anon);
+    expect(await anon.request({ action: 'SUBSCRIBE', channels: ['news^>'] })).toEqual({
+      ok: true,
+      result: 1,
+    });
+    expect(await anon.request({ action: 'OBSERVE', keys: ['app^>'] })).toEqual({ ok: true, result: 1 });
+
+    server.setFile({ users: await users({ admin: USERS.admin }) });
+    await server.server.reload();
+    await waitFor(() => anon.pushes.some((p) => p.event === 'revoked'), { message: 'the revoked push' });
+    expect(anon.pushes).toEqual([
+      expect.objectContaining({ event: 'deauthenticated' }),
+      {
+        event: 'revoked',
+        channels: ['news^>'],
+        keys: ['app^>'],
+        reason: 'the connection is no longer authenticated',
+      },
+    ]);
+    // Nothing reaches it any more: not messages, not key changes.
+    const admin = await as(server, 'admin', 'admin-pw');
+    expect(await admin.request({ action: 'PUBLISH', channel: 'news^eu', message: 1 })).toEqual({
+      ok: true,
+      result: 0,
+    });
+    expect(await admin.request({ action: 'SET', key: 'app^k', value: 1 })).toMatchObject({ ok: true });
+    expect((await anon.request({ action: 'PING' })).ok).toBe(true);
+    expect(anon.pushes).toHaveLength(2);
+  });
 });

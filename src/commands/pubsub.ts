@@ -59,12 +59,12 @@ function remoteOf(ctx: CommandContext): { broker: Broker; remote: RemoteSubscrib
  * Ties a connection's subscriber to its authentication (src/auth/connection.ts): messages are
  * stamped with the user, the user's channel and key patterns decide what it may subscribe,
  * observe and publish, and when its permissions change (a reload, AUTH as another user) what it
- * may no longer hold ends with a `revoked` push saying why. On an open server there is nothing to
- * check, and nothing is attached.
+ * may no longer hold ends with a `revoked` push saying why. Attached on an open server too: its
+ * checks then allow everything, but a reload that adds users makes its connections
+ * unauthenticated, and what they hold must end then.
  */
 function attach(broker: Broker, remote: RemoteSubscriber, auth: ConnectionAuth): void {
   remote.identify(auth.userName);
-  if (!auth.required) return;
   remote.guard = {
     publish: (channel) =>
       auth.canPublish(channel) ? undefined : auth.deny('PUBLISH', `channel ${quote(channel)}`).message,
