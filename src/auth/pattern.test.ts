@@ -59,5 +59,13 @@ describe('PathPattern', () => {
     for (const bad of ['', '^', 'a^^b', 'a^>^b', 'a^', 'a\u0001']) {
       expect(() => new PathPattern(bad), JSON.stringify(bad)).toThrow(PatternSyntaxError);
     }
+    // The config loader prefixes the field (`users.app.read[0]: ...`), so the message carries none.
+    expect(() => new PathPattern('a^^b')).toThrow(/^empty segment at position 2 in "a\^\^b"/);
+    expect(() => new PathPattern('a^>^b')).toThrow(/^">" must be the last segment/);
+  });
+
+  it('sets no length or depth limit of its own (one permission guards keys and channels)', () => {
+    const deep = Array.from({ length: 40 }, () => 'abcdefghijklmnopqrstuvwxyz').join('^');
+    expect(new PathPattern(`${deep}^>`).matches(`${deep}^x`)).toBe(true);
   });
 });

@@ -1,23 +1,38 @@
 /**
- * Permission patterns over `^` paths (keys and channels), with pub/sub's wildcards: a segment that
- * is exactly `*` matches exactly one segment; a final segment that is exactly `>` matches one or
- * more trailing segments. `*`/`>` inside a longer segment are ordinary characters.
+ * Permission patterns over `^` paths (keys and channels). The rules are pub/sub's, and live in
+ * src/pubsub/pattern.ts: a segment that is exactly `*` matches one segment, a final `>` one or more,
+ * and on channels a pattern whose first segment is a wildcard never reaches a reserved (`$`) channel.
+ * The syntax check (pub/sub's parser), the wildcards, the separator and the reserved-channel rule
+ * are all taken from there, so the two cannot drift; pattern-agreement.test.ts checks that both
+ * accept and match alike.
  *
- * Channels whose first segment starts with `$` (`$sys^...`) are the server's: a pattern whose first
- * segment is a wildcard never matches them, only one that spells the segment out (`$sys^>`) does.
- * Keys have no reserved prefix.
- *
- * These are the same rules as src/pubsub/pattern.ts (written in parallel); the checks here are the
- * ones permissions need on every request, so a compiled pattern matches without splitting the
- * subject (no allocation), and answers the two questions pub/sub never asks: does one pattern
- * cover every path another matches (`covers`), and could it match anything below a namespace
+ * What this module adds is what permissions need on every request and pub/sub never asks: a
+ * compiled pattern matches without splitting the subject (no allocation), says whether it covers
+ * every path another matches (`covers`), and whether it could match anything below a namespace
  * (`mayMatchBelow`).
  */
+import {
+  isReserved,
+  mayReachReserved,
+  ONE,
+  type PathRules,
+  PatternError,
+  parsePattern,
+  REST,
+  SEPARATOR,
+} from '../pubsub/pattern.js';
 
-export const ONE = '*';
-export const REST = '>';
-const CARET = 0x5e;
-const DOLLAR = 0x24;
+/**
+ * One permission guards keys and channels alike, so it takes neither family's length or depth
+ * limit: a pattern longer or deeper than every valid path is harmless, it simply matches none.
+ */
+const PERMISSION_RULES: PathRules = {
+  noun: 'path',
+  maxLength: Number.POSITIVE_INFINITY,
+  maxDepth: Number.POSITIVE_INFINITY,
+  reserved: false,
+};
+const FIELD = 'pattern';
 
 export class PatternSyntaxError extends Error {
   override name = 'PatternSyntaxError';
@@ -34,26 +49,14 @@ export class PathPattern {
   readonly wildFirst: boolean;
 
   constructor(input: string) {
-    const text = input.charCodeAt(0) === CARET ? input.slice(1) : input;
-    if (text === '') throw new PatternSyntaxError('empty pattern (use ">" for everything)');
-    const segments = text.split('^');
-    for (let i = 0; i < segments.length; i++) {
-      const s = segments[i]!;
-      if (s === '')
-        throw new PatternSyntaxError(`empty segment at position ${i + 1} in ${JSON.stringify(text)}`);
-      if (s === REST && i !== segments.length - 1) {
-        throw new PatternSyntaxError(`">" must be the last segment in ${JSON.stringify(text)}`);
-      }
-      for (let j = 0; j < s.length; j++) {
-        const c = s.charCodeAt(j);
-        if (c < 0x20 || c === 0x7f)
-          throw new PatternSyntaxError(`control character in ${JSON.stringify(text)}`);
-      }
-    }
-    this.text = text;
+    const parsed = parsePattern(input, PERMISSION_RULES, FIELD);
+    // The caller names the field (`users.app.read[0]`), so the parser's own name is dropped.
+    if (parsed instanceof PatternError) throw new PatternSyntaxError(parsed.message.slice(FIELD.length + 2));
+    const segments = parsed.segments;
+    this.text = parsed.text;
     this.rest = segments[segments.length - 1] === REST;
     this.segments = this.rest ? segments.slice(0, -1) : segments;
-    this.wildFirst = this.rest ? segments.length === 1 || segments[0] === ONE : segments[0] === ONE;
+    this.wildFirst = !mayReachReserved(segments[0]!);
   }
 
   /**
@@ -61,13 +64,13 @@ export class PathPattern {
    * first segment is off-limits to wildcard-first patterns.
    */
   matches(path: string, reserved = false): boolean {
-    if (reserved && this.wildFirst && path.charCodeAt(0) === DOLLAR) return false;
+    if (reserved && this.wildFirst && isReserved(path)) return false;
     const segs = this.segments;
     const len = path.length;
     let pos = 0;
     for (let i = 0; i < segs.length; i++) {
       if (pos > len) return false;
-      let end = path.indexOf('^', pos);
+      let end = path.indexOf(SEPARATOR, pos);
       if (end === -1) end = len;
       const seg = segs[i]!;
       if (seg !== ONE && (end - pos !== seg.length || !path.startsWith(seg, pos))) return false;
@@ -82,7 +85,7 @@ export class PathPattern {
    * allows subscribing to / observing / counting `other`). Conservative: false when unsure.
    */
   covers(other: PathPattern, reserved = false): boolean {
-    if (reserved && this.wildFirst && !other.wildFirst && other.segments[0]!.charCodeAt(0) === DOLLAR) {
+    if (reserved && this.wildFirst && !other.wildFirst && isReserved(other.segments[0]!)) {
       return false;
     }
     const mine = this.segments;
@@ -113,7 +116,7 @@ export class PathPattern {
       const len = namespace.length;
       while (pos <= len) {
         if (i >= segs.length) return this.rest;
-        let end = namespace.indexOf('^', pos);
+        let end = namespace.indexOf(SEPARATOR, pos);
         if (end === -1) end = len;
         const seg = segs[i]!;
         if (seg !== ONE && (end - pos !== seg.length || !namespace.startsWith(seg, pos))) return false;
@@ -138,7 +141,7 @@ export class PatternSet {
   }
 
   matches(path: string, reserved = false): boolean {
-    if (this.all && !(reserved && path.charCodeAt(0) === DOLLAR)) return true;
+    if (this.all && !(reserved && isReserved(path))) return true;
     for (const p of this.patterns) if (p.matches(path, reserved)) return true;
     return false;
   }
@@ -155,7 +158,5 @@ export class PatternSet {
   }
 }
 
-/** Whether a canonical channel is the server's (first segment starts with `$`). */
-export function isReservedChannel(channel: string): boolean {
-  return channel.charCodeAt(0) === DOLLAR;
-}
+/** Whether a canonical channel is the server's (first segment starts with `$`): pub/sub's rule. */
+export { isReserved as isReservedChannel };

@@ -1,5 +1,10 @@
 /**
- * Channel names and subscription patterns: the one home of their rules.
+ * Channel names and subscription patterns: the one home of their rules. Permissions follow the
+ * same rules (a user allowed `news^*` may receive exactly what a subscription to `news^*` does), so
+ * auth/pattern.ts parses with `parsePattern` (without length or depth limits), takes the wildcards,
+ * separator and reserved-channel rule from here, and adds only what permission checks need (an
+ * allocation-free matcher, `covers`, `mayMatchBelow`); auth/pattern-agreement.test.ts checks that
+ * the two read every pattern the same way.
  *
  * - Channels are `^` paths, written like keys (store/keypath.ts): segments joined by `^`, an optional
  *   leading `^`, no empty segment, no control character (U+0000–U+001F, U+007F). The canonical form
@@ -171,6 +176,15 @@ export function isReserved(canonical: string): boolean {
   return canonical.charCodeAt(0) === DOLLAR;
 }
 
+/**
+ * The other half of the reserved-channel rule: whether a pattern starting with `first` may reach a
+ * reserved channel at all. Only one that spells the first segment out may; a leading `*` or `>`
+ * never does, so no wildcard subscription or permission stumbles into `$sys`.
+ */
+export function mayReachReserved(first: string): boolean {
+  return first !== ONE && first !== REST;
+}
+
 /** Whether a canonical channel is under `$sys`. */
 export function isSystemChannel(canonical: string): boolean {
   return (
@@ -181,13 +195,13 @@ export function isSystemChannel(canonical: string): boolean {
 
 /**
  * The reference matcher: whether `pattern` matches a canonical channel or key, segment by segment.
- * The index (index.ts) is the fast path; this one is the specification it is tested against, and
- * what single checks (permissions, later) can use.
+ * The index (index.ts) is the fast path; this one is the specification it and permissions'
+ * compiled matcher (auth/pattern.ts) are tested against.
  */
 export function matches(pattern: Pattern, path: string, rules: PathRules): boolean {
   const segs = path.split(SEPARATOR);
   const pat = pattern.segments;
-  if (rules.reserved && isReserved(path) && (pat[0] === ONE || pat[0] === REST)) return false;
+  if (rules.reserved && isReserved(path) && !mayReachReserved(pat[0]!)) return false;
   for (let i = 0; i < pat.length; i++) {
     const p = pat[i]!;
     if (p === REST) return segs.length > i;
