@@ -195,7 +195,7 @@ export function isSystemChannel(canonical: string): boolean {
 
 /**
  * The reference matcher: whether `pattern` matches a canonical channel or key, segment by segment.
- * The index (index.ts) is the fast path; this one is the specification it and permissions'
+ * The subscription index (trie.ts) is the fast path; this one is the specification it and permissions'
  * compiled matcher (auth/pattern.ts) are tested against.
  */
 export function matches(pattern: Pattern, path: string, rules: PathRules): boolean {
