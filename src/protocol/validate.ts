@@ -1,8 +1,9 @@
 /**
  * Compiled request validation. Every action's schema is compiled once, never per request: on its
- * first use, or earlier by `compileValidators()`, which the server runs in small steps after it is
- * listening (compiling all of them at load was ~85 ms of start-up, docs/benchmarks.md). Errors become one message that names the field:
- * `key: must be a string`, `value: is required`, `ttl: must be >= 1`, `foo: unknown field`.
+ * first use, or earlier, one per macrotask, once the server is listening (`compileValidatorsSoon`;
+ * compiling all of them at load was ~85 ms of start-up, docs/benchmarks.md). Errors become one
+ * message that names the field: `key: must be a string`, `value: is required`,
+ * `ttl: must be >= 1`, `foo: unknown field`.
  */
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { ACTIONS, type ActionName, type ActionSpec } from './schema.js';
