@@ -258,6 +258,9 @@ describe('slow and vanished subscribers', () => {
 
     // It reads again: it learns how many it lost, and every seq is accounted for.
     slow.socket.resume();
+    // The gap comes once its output has flushed; publishing only then means 'last' cannot be
+    // dropped too (publishing right away raced the drain on a busy machine).
+    await waitFor(() => slow.pushes.some((p) => p.event === 'gap'), { message: 'the gap' });
     await pub.result({ action: 'PUBLISH', channel: 'feed', message: 'last' });
     await waitFor(() => slow.pushes.at(-1)?.message === 'last', { message: 'the last message' });
     const gaps = slow.pushes.filter((p) => p.event === 'gap');
