@@ -257,12 +257,7 @@ class SocketConnection implements Connection {
     if (!this.#congested) return;
     this.#congested = false;
     if (!this.#inputPaused) this.#socket.resume();
-    if (this.#ending) return;
-    try {
-      this.#handler!.drain?.();
-    } catch (err) {
-      this.#fault(err, 'drain');
-    }
+    if (!this.#ending) this.#callDrain();
   };
 
   readonly #onFlushed = (err?: Error | null): void => {
@@ -278,12 +273,16 @@ class SocketConnection implements Connection {
         return;
       }
     }
+    this.#callDrain();
+  };
+
+  #callDrain(): void {
     try {
       this.#handler!.drain?.();
     } catch (err) {
       this.#fault(err, 'drain');
     }
-  };
+  }
 
   readonly #onTimeout = (): void => {
     if (this.#ending) {
