@@ -7,7 +7,7 @@ type Out = string | typeof LINE_TOO_LONG;
 function drain(f: LineFramer): Out[] {
   const out: Out[] = [];
   for (let r: LineResult = f.next(); r !== null; r = f.next()) {
-    out.push(r === LINE_TOO_LONG ? r : r.toString('utf8'));
+    out.push(r === LINE_TOO_LONG || typeof r === 'string' ? r : r.toString('utf8'));
   }
   return out;
 }
@@ -31,12 +31,25 @@ describe('LineFramer', () => {
     expect(frame(['{"act', 'ion":"P', 'ING"}\r', '\nnext\n'])).toEqual(['{"action":"PING"}', 'next']);
   });
 
-  it('returns a view into the chunk when the line fits in one (no copy)', () => {
+  it('returns the lines of an all-ASCII chunk as strings', () => {
     const f = new LineFramer(100);
-    const chunk = Buffer.from('hello\nworld\n');
-    f.push(chunk);
-    const line = f.next() as Buffer;
-    expect(line.buffer).toBe(chunk.buffer);
+    f.push(Buffer.from('hello\r\nworld\n'));
+    expect([f.next(), f.next(), f.next()]).toEqual(['hello', 'world', null]);
+  });
+
+  it('returns a view into the chunk for a chunk with other bytes (no copy, UTF-8 left to the caller)', () => {
+    const f = new LineFramer(100);
+    const chunk = Buffer.from('h\u00e9llo\nworld\n\xff\n', 'utf8');
+    const invalid = Buffer.concat([chunk, Buffer.from([0xff, 0x0a])]);
+    f.push(invalid);
+    const first = f.next() as Buffer;
+    expect(Buffer.isBuffer(first)).toBe(true);
+    expect(first.buffer).toBe(invalid.buffer);
+    expect(first.toString('utf8')).toBe('h\u00e9llo');
+    expect((f.next() as Buffer).toString()).toBe('world');
+    expect(f.next()).toEqual(Buffer.from('\u00ff', 'utf8'));
+    expect(f.next()).toEqual(Buffer.from([0xff]));
+    expect(f.next()).toBeNull();
   });
 
   it('holds a partial line until its newline arrives', () => {
