@@ -98,13 +98,59 @@ describe('MemoryStore engine', () => {
     expect(store.stats()).toMatchObject({ keys: 1, keysWithTtl: 1, namespaces: 0 });
     expect(store.engineStats().dropCleanupPending).toBe(true);
     await vi.waitFor(
-      () => expect(store.engineStats()).toEqual({ expiringNamespaces: 1, dropCleanupPending: false }),
+      () =>
+        expect(store.engineStats()).toEqual({
+          expiringNamespaces: 1,
+          dropCleanupPending: false,
+          indexedNamespaces: 0,
+        }),
       {
         timeout: 5000,
         interval: 2,
       },
     );
     expect(events).toEqual([['drop', 'big']]);
+  });
+
+  it('a namespace dropped and created afresh is the new one, before and after the drop cleanup', async () => {
+    const store = make({ sweepBudgetMs: 0 });
+    // No TTLs: the cleanup still walks the subtree, for the namespace index.
+    for (let i = 0; i < 3000; i++) store.set(`app^n${i % 300}^deep^k${i}`, `${i}`);
+    store.set('app^n7^deep^x', '"old"');
+    store.set('other^k', '1');
+    expect(store.engineStats().indexedNamespaces).toBe(1 + 300 * 2 + 1);
+    expect(store.drop('app')).toBe(3001);
+    expect(store.engineStats().dropCleanupPending).toBe(true);
+    // Before the cleanup ran: nothing of the dropped subtree is found, at any depth.
+    expect(store.get('app^n7^deep^x')).toBeUndefined();
+    expect(store.exists('app^n299^deep^k2999')).toBe(false);
+    expect(store.count('app^n7')).toBe(0);
+    expect(store.keys('app^n7^deep', undefined, 10)).toEqual({ names: [], next: null });
+    // Created afresh at the same paths, while the old entries are still waiting for the cleanup.
+    store.set('app^n7^deep^x', '"new"');
+    expect(store.get('app^n7^deep^x')).toBe('"new"');
+    expect(store.get('app^n7^deep^k7')).toBeUndefined();
+    expect(store.count('app')).toBe(1);
+    await vi.waitFor(() => expect(store.engineStats().dropCleanupPending).toBe(false), {
+      timeout: 5000,
+      interval: 2,
+    });
+    // The stale entries are gone, the new namespaces stay: app, app^n7, app^n7^deep and other.
+    expect(store.engineStats().indexedNamespaces).toBe(4);
+    expect(store.get('app^n7^deep^x')).toBe('"new"');
+    expect(store.keys('app^n7^deep', undefined, 10)).toEqual({ names: ['x'], next: null });
+    expect(store.stats()).toMatchObject({ keys: 2, namespaces: 4 });
+  });
+
+  it('a namespace emptied key by key leaves the index at once', () => {
+    const store = make();
+    store.set('a^b^c', '1');
+    store.set('a^d', '1');
+    expect(store.engineStats().indexedNamespaces).toBe(2);
+    store.del('a^b^c');
+    expect(store.engineStats().indexedNamespaces).toBe(1);
+    store.del('a^d');
+    expect(store.engineStats()).toMatchObject({ indexedNamespaces: 0, dropCleanupPending: false });
   });
 
   it('dropped keys that come due before their cleanup are discarded without expire events', async () => {
@@ -130,6 +176,8 @@ describe('MemoryStore engine', () => {
     expect(store.drop('')).toBe(2);
     expect(store.stats()).toMatchObject({ keys: 0, namespaces: 0, keysWithTtl: 0 });
     expect(store.get('a')).toBeUndefined();
+    expect(store.get('b^c')).toBeUndefined();
+    expect(store.engineStats().indexedNamespaces).toBe(0);
     store.set('a', '2');
     expect(store.get('a')).toBe('2');
   });

@@ -79,8 +79,8 @@ export class MemoryStore implements Store {
   private listener: ChangeListener | null = null;
   private expiredTotal = 0;
   private sweepTimer: NodeJS.Timeout | undefined;
-  // Nodes of dropped subtrees that may still sit in the expiry queue.
-  private readonly cleanupStack: NsNode[] = [];
+  // The walk over dropped subtrees (see scheduleCleanup): one iterator over children per level.
+  private readonly cleanupStack: Iterator<NsNode>[] = [];
   private cleanupTimer: NodeJS.Immediate | undefined;
   private closed = false;
   /** The last deferred operation while any is pending (see `after`); null on the synchronous path. */
@@ -161,9 +161,16 @@ export class MemoryStore implements Store {
     };
   }
 
-  /** Engine internals for INFO and tests: namespaces in the expiry queue, drop cleanup still running. */
-  engineStats(): { expiringNamespaces: number; dropCleanupPending: boolean } {
-    return { expiringNamespaces: this.queue.size, dropCleanupPending: this.cleanupStack.length > 0 };
+  /**
+   * Engine internals for tests: namespaces in the expiry queue, drop cleanup still running, entries
+   * in the namespace index (live namespaces, plus dropped ones the cleanup has not reached).
+   */
+  engineStats(): { expiringNamespaces: number; dropCleanupPending: boolean; indexedNamespaces: number } {
+    return {
+      expiringNamespaces: this.queue.size,
+      dropCleanupPending: this.cleanupStack.length > 0,
+      indexedNamespaces: this.tree.indexedNamespaces,
+    };
   }
 
   // ---- writes -----------------------------------------------------------------------------------
@@ -174,6 +181,19 @@ export class MemoryStore implements Store {
   }
 
   private setNow(key: string, value: JsonText, options: SetOptions | undefined): boolean {
+    if (options === undefined) {
+      // The common SET: no options, and a namespace with no TTLs (so no expiry to check or clear).
+      // One Map operation whether the key is new or not; the size tells which.
+      const known = this.tree.nodeOfKey(key);
+      const values = known?.values;
+      if (values !== undefined && known!.expiry === undefined) {
+        const size = values.size;
+        values.set(key, value);
+        if (values.size !== size) this.tree.inserted(known!, key);
+        if (this.listener !== null) this.emit('set', key, value);
+        return true;
+      }
+    }
     let node = this.liveNode(key);
     if (options !== undefined) {
       if (options.ttl !== undefined) checkTtl(options.ttl);
@@ -278,7 +298,7 @@ export class MemoryStore implements Store {
       const node = this.tree.nodeAt(namespace);
       if (node === undefined || node.keys === 0) return 0;
       this.tree.detach(node);
-      if (node.keysWithTtl > 0) this.scheduleCleanup(node);
+      if (node.namespaces > 0 || node.keysWithTtl > 0) this.scheduleCleanup(node);
       if (this.listener !== null) this.emit('drop', namespace, undefined);
       return node.keys;
     });
@@ -447,10 +467,15 @@ export class MemoryStore implements Store {
 
   // ---- drop cleanup -----------------------------------------------------------------------------
 
-  /** Takes a dropped subtree's namespaces out of the expiry queue, a budgeted chunk per loop turn. */
+  /**
+   * Takes a dropped subtree's namespaces out of the expiry queue and the tree's namespace index, a
+   * budgeted chunk per loop turn. The walk holds one iterator per level, so a namespace with a
+   * million children is walked in chunks too.
+   */
   private scheduleCleanup(node: NsNode): void {
-    this.cleanupStack.push(node);
-    if (this.cleanupTimer === undefined && !this.closed) {
+    this.queue.remove(node);
+    if (node.children !== undefined) this.cleanupStack.push(node.children.values());
+    if (this.cleanupTimer === undefined && !this.closed && this.cleanupStack.length > 0) {
       this.cleanupTimer = setImmediate(() => this.runCleanup()).unref();
     }
   }
@@ -458,15 +483,21 @@ export class MemoryStore implements Store {
   private runCleanup(): void {
     this.cleanupTimer = undefined;
     const deadline = performance.now() + this.budgetMs;
+    const stack = this.cleanupStack;
     let steps = 0;
-    for (let node = this.cleanupStack.pop(); node !== undefined; node = this.cleanupStack.pop()) {
-      this.queue.remove(node);
-      if (node.children !== undefined) {
-        for (const child of node.children.values()) if (child.keysWithTtl > 0) this.cleanupStack.push(child);
+    while (stack.length > 0) {
+      const next = stack[stack.length - 1]!.next();
+      if (next.done === true) {
+        stack.pop();
+        continue;
       }
+      const node = next.value;
+      this.queue.remove(node);
+      this.tree.forgetDetached(node);
+      if (node.children !== undefined) stack.push(node.children.values());
       if ((++steps & CLOCK_CHECK_MASK) === 0 && performance.now() > deadline) break;
     }
-    if (this.cleanupStack.length > 0 && !this.closed) {
+    if (stack.length > 0 && !this.closed) {
       this.cleanupTimer = setImmediate(() => this.runCleanup()).unref();
     }
   }

@@ -11,6 +11,13 @@
  * - every per-node container is created on first use: a namespace with only sub-namespaces carries
  *   no value map, and a key without a TTL carries nothing at all for expiry.
  * A node whose subtree holds no key is removed at once: a namespace exists only while it has keys.
+ *
+ * Finding a key's namespace takes one lookup, not one per segment: `index` maps the path of every
+ * live namespace to its node (one Map entry per namespace, not per key). DROP keeps its O(depth):
+ * `detach` removes only the dropped node's own entry and counts its descendants as `unswept`; the
+ * store's background cleanup walks the detached subtree and hands each descendant to
+ * `forgetDetached`. While any are unswept an index hit is checked for liveness (O(depth)); the rest
+ * of the time it is trusted as is.
  */
 import sortedBtree from 'sorted-btree';
 import type { ExpiryOwner, KeyExpiry } from './expiry.js';
@@ -70,34 +77,47 @@ export class NsNode implements ExpiryOwner {
 
 export class NamespaceTree {
   root = new NsNode(null, '', '');
+  /** Canonical path -> node, for every live namespace but the root (and detached ones not yet swept). */
+  private index = new Map<string, NsNode>();
+  /** Nodes of detached subtrees whose index entries `forgetDetached` has not seen yet. */
+  private unswept = 0;
+
+  /** Entries in the namespace index (for tests: it must shrink back once a DROP's cleanup is done). */
+  get indexedNamespaces(): number {
+    return this.index.size;
+  }
 
   /** The node that holds `key` (a canonical key), if its namespace exists. */
   nodeOfKey(key: string): NsNode | undefined {
-    let node: NsNode | undefined = this.root;
-    let start = 0;
-    for (let i = key.indexOf('^'); i !== -1; i = key.indexOf('^', start)) {
-      node = node.children?.get(key.slice(start, i));
-      if (node === undefined) return undefined;
-      start = i + 1;
-    }
-    return node;
+    const i = key.lastIndexOf('^');
+    return i === -1 ? this.root : this.indexed(key.slice(0, i));
   }
 
   /** The node of a canonical namespace path ('' is the root), if it exists. */
   nodeAt(path: string): NsNode | undefined {
-    if (path === '') return this.root;
-    let node: NsNode | undefined = this.root;
-    let start = 0;
-    for (;;) {
-      const i = path.indexOf('^', start);
-      node = node.children?.get(i === -1 ? path.slice(start) : path.slice(start, i));
-      if (node === undefined || i === -1) return node;
-      start = i + 1;
-    }
+    return path === '' ? this.root : this.indexed(path);
+  }
+
+  private indexed(path: string): NsNode | undefined {
+    const node = this.index.get(path);
+    // An entry left by a DROP whose cleanup is still running may point into the detached subtree.
+    if (node === undefined || (this.unswept !== 0 && !this.isLive(node))) return undefined;
+    return node;
+  }
+
+  /**
+   * A descendant of a detached subtree (DROP), met by the store's cleanup walk: its index entry
+   * goes unless the namespace has been created afresh since. Call once per descendant.
+   */
+  forgetDetached(node: NsNode): void {
+    if (this.index.get(node.path) === node) this.index.delete(node.path);
+    this.unswept--;
   }
 
   /** The node that will hold `key`, creating missing namespaces on the way. */
   ensureNodeOfKey(key: string): NsNode {
+    const known = this.nodeOfKey(key);
+    if (known !== undefined) return known;
     let node = this.root;
     let start = 0;
     for (let i = key.indexOf('^'); i !== -1; i = key.indexOf('^', start)) {
@@ -116,6 +136,7 @@ export class NamespaceTree {
     parent.childOrder ??= newIndex();
     parent.children.set(name, child);
     parent.childOrder.set(name, undefined);
+    this.index.set(path, child);
     for (let n: NsNode | null = parent; n !== null; n = n.parent) n.namespaces++;
     return child;
   }
@@ -123,8 +144,13 @@ export class NamespaceTree {
   /** Adds a key that is not in `node` yet. */
   insert(node: NsNode, key: string, value: JsonText): void {
     node.values ??= new Map();
-    node.order ??= newIndex();
     node.values.set(key, value);
+    this.inserted(node, key);
+  }
+
+  /** Bookkeeping for a key just added to `node.values` (the caller did the `set`). */
+  inserted(node: NsNode, key: string): void {
+    node.order ??= newIndex();
     node.order.set(key, undefined);
     for (let n: NsNode | null = node; n !== null; n = n.parent) n.keys++;
   }
@@ -150,13 +176,18 @@ export class NamespaceTree {
 
   /**
    * Cuts `node` and its subtree out of the tree in O(depth) and returns it; the caller cleans up
-   * whatever outside bookkeeping still points into it. Dropping the root swaps in a fresh one.
+   * whatever outside bookkeeping still points into it, passing every node below `node` to
+   * `forgetDetached`. Dropping the root swaps in a fresh root and index.
    */
   detach(node: NsNode): NsNode {
     if (node === this.root) {
       this.root = new NsNode(null, '', '');
+      this.index = new Map();
+      this.unswept += node.namespaces;
       return node;
     }
+    this.index.delete(node.path);
+    this.unswept += node.namespaces;
     const parent = node.parent!;
     parent.children!.delete(node.name);
     parent.childOrder!.delete(node.name);
