@@ -150,11 +150,18 @@ describe('nestsDeeperThan', () => {
       }),
     );
   });
+
+  it('counts openers, not balance: a short line of openers alone is judged by its length', () => {
+    expect(nestsDeeperThan('[[[', 3)).toBe(false);
+    expect(nestsDeeperThan('[[[[', 3)).toBe(true);
+    expect(nestsDeeperThan('{"a":"[[[[[["}', 3)).toBe(false);
+  });
 });
 
 describe('encode', () => {
   it('builds fixed-shape lines, with the id only when one was sent', () => {
     expect(encodeOk(undefined, '"PONG"')).toBe('{"ok":true,"result":"PONG"}\n');
+    expect(encodeOk(undefined, 'true')).toBe('{"ok":true,"result":true}\n');
     expect(encodeOk(7, 'true')).toBe('{"id":7,"ok":true,"result":true}\n');
     expect(encodeOk('a"b', 'null')).toBe('{"id":"a\\"b","ok":true,"result":null}\n');
     expect(JSON.parse(encodeError('x', 'KEY_NOT_FOUND', 'gone "here"\n'))).toEqual({

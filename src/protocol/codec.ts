@@ -36,6 +36,8 @@ const OPEN_BRACKET = '[';
  * than `max` openers pays for the exact scan that skips brackets inside strings.
  */
 export function nestsDeeperThan(text: string, max: number): boolean {
+  // Every level needs an opener, so a line no longer than `max` cannot nest deeper (most GETs).
+  if (text.length <= max) return false;
   let openers = 0;
   for (let i = text.indexOf(OPEN_BRACE); i !== -1; i = text.indexOf(OPEN_BRACE, i + 1)) {
     if (++openers > max) break;
@@ -163,9 +165,13 @@ export function encodeId(id: RequestId): string {
   return typeof id === 'number' ? `${id}` : JSON.stringify(id);
 }
 
+/** The answer of most writes to a request without an id, built once. */
+const OK_TRUE_NO_ID = `${OK_NO_ID}true}\n`;
+
 /** A success line; `json` is the result as JSON text. */
 export function encodeOk(id: RequestId | undefined, json: string): string {
-  return id === undefined ? `${OK_NO_ID}${json}}\n` : `${ID_OPEN}${encodeId(id)}${OK_AFTER_ID}${json}}\n`;
+  if (id === undefined) return json === 'true' ? OK_TRUE_NO_ID : `${OK_NO_ID}${json}}\n`;
+  return `${ID_OPEN}${encodeId(id)}${OK_AFTER_ID}${json}}\n`;
 }
 
 /** An error line. */
