@@ -1,3 +1,4 @@
+import { createHook } from 'node:async_hooks';
 import { readFileSync } from 'node:fs';
 import type net from 'node:net';
 import tls from 'node:tls';
@@ -98,6 +99,41 @@ describe('backpressure', () => {
       message: 'drain then more data',
     });
     expect(dataWhileCongested).toBe(0);
+  });
+});
+
+describe('reading', () => {
+  it("schedules no read-more tick per chunk (Node's maybeReadMore), and still delivers every byte", async () => {
+    let received = 0;
+    let readMoreTicks = 0;
+    // Ticks seen as async resources: a TickObject carries the function it will call.
+    const hook = createHook({
+      init(_id, type, _trigger, resource) {
+        if (
+          type === 'TickObject' &&
+          (resource as { callback?: { name: string } }).callback?.name === 'maybeReadMore_'
+        ) {
+          readMoreTicks++;
+        }
+      },
+    });
+    const { client } = await withHandler(() => ({
+      data(chunk) {
+        received += chunk.length;
+      },
+      close() {},
+    }));
+    hook.enable();
+    try {
+      // Chunks one at a time, each read on its own.
+      for (let i = 1; i <= 20; i++) {
+        client.write('x'.repeat(100));
+        await waitFor(() => received === i * 100, { message: `chunk ${i}` });
+      }
+    } finally {
+      hook.disable();
+    }
+    expect(readMoreTicks).toBe(0);
   });
 });
 
