@@ -28,6 +28,7 @@ import { fileURLToPath } from 'node:url';
 import { fill, MEMORY_KEYS, MEMORY_NAMESPACES } from './lib/fill.js';
 import {
   cpuSeconds,
+  launcherNodeFlags,
   type RunningServer,
   redisAvailable,
   redisVersion,
@@ -481,10 +482,12 @@ function machine(args: Args): string {
 
 function commands(args: Args): string {
   const cli = 'node dist/cli.js';
+  // Servers run with the Node flags of the command's #! line, as `caretkv serve` and `npm start` do.
+  const server = ['node', ...launcherNodeFlags(args.cli), 'dist/cli.js'].join(' ');
   return [
     '```sh',
-    `${cli} serve --port P --log-level warn`,
-    `${cli} echo --port P --log-level warn`,
+    `${server} serve --port P --log-level warn`,
+    `${server} echo --port P --log-level warn`,
     "redis-server --port P --bind 127.0.0.1 --save '' --appendonly no --loglevel warning",
     `${cli} bench --target caretkv|redis --port P --conns ${args.conns} --pipeline 16 --keyspace ${args.keyspace} --value-size ${args.valueSize} --ratio 1:1 --requests 1 --prefill --json   # once`,
     `${cli} bench --target caretkv|redis|echo --port P --conns ${args.conns} --pipeline 1|16 --keyspace ${args.keyspace} --value-size ${args.valueSize} --ratio 1:1 --duration ${args.duration} --warmup ${args.warmup} --json`,

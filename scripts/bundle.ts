@@ -11,7 +11,7 @@
  *
  *   npx tsx scripts/bundle.ts        (after tsc; `npm run build` runs both)
  */
-import { rmSync } from 'node:fs';
+import { chmodSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -43,3 +43,6 @@ await build({
   sourcemap: 'linked',
   logLevel: 'warning',
 });
+
+// The command runs by its #! line (./dist/cli.js serve), as npm makes an installed bin executable.
+chmodSync(join(dist, 'cli.js'), 0o755);

@@ -1,8 +1,10 @@
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { launcherNodeFlags } from '../bench/lib/servers.js';
 import { CONFIG_KEYS, flagName } from '../src/config.js';
-import { runCli, type SpawnedServer, spawnServer } from './helpers/cli.js';
+import { CLI_PATH, runCli, type SpawnedServer, spawnServer } from './helpers/cli.js';
 import { connect, destroyAllSockets, once, readToEnd, roundTrip } from './helpers/net.js';
 
 let proc: SpawnedServer | undefined;
@@ -30,6 +32,27 @@ describe('caretkv CLI', () => {
     expect(code).toBe(0);
     expect(stdout).toBe(`${pkg.version}\n`);
     expect(stderr).toBe('');
+  });
+
+  it('runs by its #! line with the Node flags that `npm start` and the benchmarks use', async () => {
+    const shebang = (path: string): string => readFileSync(path, 'utf8').split('\n', 1)[0]!;
+    const line = shebang(CLI_PATH);
+    expect(line).toBe(shebang(new URL('../src/cli.ts', import.meta.url).pathname));
+    const flags = launcherNodeFlags(CLI_PATH);
+    expect(flags).toEqual(['--max-semi-space-size=32']);
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+      scripts: { start: string };
+    };
+    expect(pkg.scripts.start).toBe(`node ${flags.join(' ')} dist/cli.js serve`);
+    // The line itself works: the kernel runs it through env -S, and node accepts the flags.
+    const child = spawn(CLI_PATH, ['--version'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => {
+      out += c.toString();
+    });
+    const [code] = (await once(child, 'exit')) as [number];
+    expect(code).toBe(0);
+    expect(out).toMatch(/^\d+\.\d+\.\d+/);
   });
 
   it('serve --help lists every flag, --config included', async () => {

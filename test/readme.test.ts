@@ -5,8 +5,10 @@
  * row for a setting that does not exist, and a config-file example the server would accept.
  */
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
+import { launcherNodeFlags } from '../bench/lib/servers.js';
 import { buildProgram } from '../src/cli/main.js';
 import { settingsHelp } from '../src/cli/options.js';
 import { CONFIG_KEYS, type ConfigKey, ConfigSchema, envName, flagName, loadConfig } from '../src/config.js';
@@ -128,8 +130,13 @@ describe("README's Configuration section", () => {
 });
 
 describe('README', () => {
-  it('mentions only flags that some caretkv command takes', () => {
-    const flags = new Set(['--help']);
+  it('mentions only flags that some caretkv command takes, or that the command passes to Node', () => {
+    const flags = new Set([
+      '--help',
+      ...launcherNodeFlags(fileURLToPath(new URL('../src/cli.ts', import.meta.url))).map(
+        (flag) => flag.split('=')[0]!,
+      ),
+    ]);
     const collect = (command: Command): void => {
       for (const option of command.options) if (option.long) flags.add(option.long);
       command.commands.forEach(collect);

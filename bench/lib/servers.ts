@@ -66,12 +66,31 @@ function probeOnce(kind: ServerKind, port: number): Promise<boolean> {
   });
 }
 
+/**
+ * The Node flags of a `caretkv` build's `#!` line (`#!/usr/bin/env -S node --max-semi-space-size=32`
+ * gives `['--max-semi-space-size=32']`): servers are measured as the command runs them, and a build
+ * from before the line had flags is measured without.
+ */
+export function launcherNodeFlags(cli: string): string[] {
+  const first = readFileSync(cli, 'utf8').split('\n', 1)[0]!;
+  if (!first.startsWith('#!')) return [];
+  const words = first.slice(2).trim().split(/\s+/);
+  const node = words.indexOf('node');
+  return node === -1 ? [] : words.slice(node + 1);
+}
+
 function commandFor(kind: ServerKind, cli: string, port: number): [string, string[]] {
   switch (kind) {
     case 'caretkv':
-      return [process.execPath, [cli, 'serve', '--port', String(port), '--log-level', 'warn']];
+      return [
+        process.execPath,
+        [...launcherNodeFlags(cli), cli, 'serve', '--port', String(port), '--log-level', 'warn'],
+      ];
     case 'echo':
-      return [process.execPath, [cli, 'echo', '--port', String(port), '--log-level', 'warn']];
+      return [
+        process.execPath,
+        [...launcherNodeFlags(cli), cli, 'echo', '--port', String(port), '--log-level', 'warn'],
+      ];
     case 'redis':
       return [
         'redis-server',
