@@ -1,6 +1,6 @@
 import { createHook } from 'node:async_hooks';
 import { readFileSync } from 'node:fs';
-import type net from 'node:net';
+import net from 'node:net';
 import tls from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type Certificates, makeCertificates } from '../../test/auth-helpers.js';
@@ -134,6 +134,107 @@ describe('reading', () => {
       hook.disable();
     }
     expect(readMoreTicks).toBe(0);
+  });
+});
+
+describe('output', () => {
+  /** Records socket.write calls on the server's side of `client` into `writes` while `run` goes on. */
+  async function recordServerWrites(client: net.Socket, writes: unknown[], run: () => Promise<void>) {
+    const write = net.Socket.prototype.write;
+    net.Socket.prototype.write = function (this: net.Socket, ...args: unknown[]) {
+      if (this.remotePort === client.localPort && this.localPort === client.remotePort) writes.push(args[0]);
+      return (write as (...a: unknown[]) => boolean).apply(this, args);
+    } as typeof write;
+    try {
+      await run();
+    } finally {
+      net.Socket.prototype.write = write;
+    }
+  }
+
+  it("sends a turn's writes in one socket write at the end of the turn, in order", async () => {
+    const { client } = await withHandler((c) => ({
+      data(chunk) {
+        const n = chunk.toString();
+        c.write(`a${n}\n`);
+        c.write(`b${n}\n`);
+        c.write(Buffer.from(`c${n}\n`));
+        c.write(`d${n}\n`);
+        // Held for the end of the turn, and not counted as pending for a client that keeps up.
+        expect(c.pendingBytes).toBe(0);
+      },
+      close() {},
+    }));
+    const writes: unknown[] = [];
+    await recordServerWrites(client, writes, async () => {
+      const reply = readBytes(client, 12);
+      client.write('1');
+      expect((await reply).toString()).toBe('a1\nb1\nc1\nd1\n');
+    });
+    // Strings are joined; a Buffer among them goes out corked with them (one writev).
+    expect(writes).toEqual(['a1\nb1\n', Buffer.from('c1\n'), 'd1\n']);
+  });
+
+  it('joins the strings of a turn into one socket write', async () => {
+    const { client } = await withHandler((c) => ({
+      data() {
+        for (let i = 0; i < 10; i++) c.write(`${i}\n`);
+      },
+      close() {},
+    }));
+    const writes: unknown[] = [];
+    await recordServerWrites(client, writes, async () => {
+      const reply = readBytes(client, 20);
+      client.write('go');
+      await reply;
+    });
+    expect(writes).toEqual(['0\n1\n2\n3\n4\n5\n6\n7\n8\n9\n']);
+  });
+
+  it('writes at once when a turn holds a high-water mark of output', async () => {
+    const big = 'x'.repeat(64 * 1024);
+    const writes: unknown[] = [];
+    let writtenInTurn = -1;
+    const { client } = await withHandler((c) => ({
+      data() {
+        c.write('small\n');
+        c.write(big);
+        writtenInTurn = writes.length;
+      },
+      close() {},
+    }));
+    await recordServerWrites(client, writes, async () => {
+      const reply = readBytes(client, 6 + big.length);
+      client.write('go');
+      await reply;
+    });
+    expect(writtenInTurn).toBe(1);
+    expect(writes).toEqual([`small\n${big}`]);
+  });
+
+  it('end() sends what the turn held before the FIN; destroy() drops it', async () => {
+    const { client } = await withHandler((c) => ({
+      data() {
+        c.write('first\n');
+        c.write('second\n');
+        c.end('bye\n');
+      },
+      close() {},
+    }));
+    const reply = readToEnd(client);
+    client.write('go');
+    expect((await reply).toString()).toBe('first\nsecond\nbye\n');
+
+    const dropped = await withHandler((c) => ({
+      data() {
+        c.write('never\n');
+        c.destroy();
+      },
+      close() {},
+    }));
+    const nothing = readToEnd(dropped.client).catch(() => Buffer.alloc(0));
+    dropped.client.write('go');
+    expect((await nothing).toString()).toBe('');
   });
 });
 

@@ -91,6 +91,36 @@ function skipReadMoreTicks(socket: net.Socket): void {
   if (state !== undefined && typeof state.readingMore === 'boolean') state.readingMore = true;
 }
 
+/**
+ * Output is sent once per turn of the event loop, as Redis sends replies before it next waits for
+ * events: a connection's writes during a turn (a batch of responses, pub/sub pushes) are held and
+ * go out in one socket write after the loop has handled every readable socket (`setImmediate` runs
+ * right after the poll phase). Writing while still reading meant one wake-up of the peer per
+ * write; at the end of the turn the peer is woken once and finds everything. Measured with the
+ * macro benchmark (docs/benchmarks.md): ~25% more requests per second at pipeline 16, with half
+ * the kernel time per request. Output of a high-water mark or more is written at once, so memory
+ * and backpressure stay bounded as before.
+ */
+class TurnFlusher {
+  #waiting: SocketConnection[] = [];
+  #scheduled = false;
+
+  add(conn: SocketConnection): void {
+    this.#waiting.push(conn);
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      setImmediate(this.#run);
+    }
+  }
+
+  readonly #run = (): void => {
+    this.#scheduled = false;
+    const waiting = this.#waiting;
+    this.#waiting = [];
+    for (const conn of waiting) conn.flushTurn();
+  };
+}
+
 class SocketConnection implements Connection {
   readonly id = nextConnectionId++;
   readonly remoteAddress: string;
@@ -109,10 +139,23 @@ class SocketConnection implements Connection {
   /** `notifyWhenFlushed()` was called again while one was queued. */
   #flushAgain = false;
   #closed: Promise<void> | undefined;
+  readonly #flusher: TurnFlusher;
+  /** Output of this turn not yet handed to the socket: strings joined, or parts when bytes came too. */
+  #text = '';
+  #parts: (string | Uint8Array)[] | null = null;
+  #held = 0;
+  /** In the flusher's list for this turn. */
+  #queued = false;
 
-  constructor(socket: net.Socket, logger: Logger, released: (conn: SocketConnection) => void) {
+  constructor(
+    socket: net.Socket,
+    logger: Logger,
+    released: (conn: SocketConnection) => void,
+    flusher: TurnFlusher,
+  ) {
     this.#socket = socket;
     this.#released = released;
+    this.#flusher = flusher;
     this.remoteAddress = socket.remoteAddress ?? '';
     this.remotePort = socket.remotePort ?? 0;
     this.log = logger.child({ conn: this.id });
@@ -140,7 +183,11 @@ class SocketConnection implements Connection {
   }
 
   get pendingBytes(): number {
-    return this.#socket.writableLength;
+    // Output held for the end of the turn waits for the client only if the socket is already
+    // backed up; a client that keeps up takes it at the end of the turn (as it would have taken it
+    // at once when every write went straight to the socket).
+    const socketBytes = this.#socket.writableLength;
+    return socketBytes === 0 ? 0 : socketBytes + this.#held;
   }
 
   get congested(): boolean {
@@ -161,10 +208,57 @@ class SocketConnection implements Connection {
 
   write(data: string | Uint8Array): void {
     if (this.#ending || !this.#socket.writable) return;
-    if (!this.#socket.write(data) && !this.#congested) {
-      this.#congested = true;
-      this.#socket.pause();
+    if (typeof data === 'string' && this.#parts === null) {
+      this.#text += data;
+    } else {
+      this.#parts ??= this.#text === '' ? [] : [this.#text];
+      this.#text = '';
+      this.#parts.push(data);
     }
+    this.#held += data.length;
+    if (this.#held >= this.#socket.writableHighWaterMark) {
+      this.#sendHeld();
+    } else if (!this.#queued) {
+      this.#queued = true;
+      this.#flusher.add(this);
+    }
+  }
+
+  /** The end of the turn: what this turn wrote goes to the socket (see TurnFlusher). */
+  flushTurn(): void {
+    this.#queued = false;
+    if (!this.#ending) this.#sendHeld();
+  }
+
+  /** Hands held output to the socket, in one write (several parts go out corked, as one writev). */
+  #sendHeld(): void {
+    if (this.#held === 0) return;
+    const socket = this.#socket;
+    const parts = this.#parts;
+    let below: boolean;
+    if (this.#text !== '' && parts !== null) parts.push(this.#text);
+    if (parts === null || parts.length === 1) {
+      below = socket.write(parts === null ? this.#text : parts[0]!);
+    } else {
+      socket.cork();
+      for (const part of parts) socket.write(part);
+      socket.uncork();
+      // Corked, write() reports what was buffered before uncork() wrote it: ask afterwards.
+      below = socket.writableLength < socket.writableHighWaterMark;
+    }
+    this.#text = '';
+    this.#parts = null;
+    this.#held = 0;
+    if (!below && !this.#congested) {
+      this.#congested = true;
+      socket.pause();
+    }
+  }
+
+  #dropHeld(): void {
+    this.#text = '';
+    this.#parts = null;
+    this.#held = 0;
   }
 
   pauseInput(): void {
@@ -187,6 +281,8 @@ class SocketConnection implements Connection {
    */
   notifyWhenFlushed(): void {
     if (this.#ending || !this.#socket.writable) return;
+    // What is held for the end of the turn is part of "everything written so far".
+    this.#sendHeld();
     if (this.#flushQueued) {
       this.#flushAgain = true;
       return;
@@ -197,9 +293,14 @@ class SocketConnection implements Connection {
 
   end(finalData?: string | Uint8Array): void {
     if (this.#ending) return;
-    this.#ending = true;
     const socket = this.#socket;
-    if (!socket.writable) return;
+    if (!socket.writable) {
+      this.#ending = true;
+      this.#dropHeld();
+      return;
+    }
+    this.#sendHeld();
+    this.#ending = true;
     if (finalData === undefined) socket.end();
     else socket.end(finalData);
     // Read on (input is dropped from now on) so the peer's FIN arrives and the socket closes.
@@ -209,6 +310,7 @@ class SocketConnection implements Connection {
 
   destroy(): void {
     this.#ending = true;
+    this.#dropHeld();
     this.#socket.destroy();
   }
 
@@ -319,6 +421,7 @@ class SocketConnection implements Connection {
 
   readonly #onClose = (): void => {
     this.#ending = true;
+    this.#dropHeld();
     this.#released(this);
     this.log.debug({ bytesIn: this.bytesIn, bytesOut: this.bytesOut }, 'connection closed');
     try {
@@ -338,6 +441,7 @@ export class Transport {
   readonly #options: TransportOptions;
   readonly #log: Logger;
   readonly #server: net.Server;
+  readonly #flusher = new TurnFlusher();
   readonly #connections = new Set<SocketConnection>();
   readonly #rejected = new Set<net.Socket>();
   /** TLS only: every TCP socket under the listener, handshaking or not. */
@@ -489,7 +593,7 @@ export class Transport {
       this.#reject(socket);
       return;
     }
-    const conn = new SocketConnection(socket, this.#log, this.#release);
+    const conn = new SocketConnection(socket, this.#log, this.#release, this.#flusher);
     this.#connections.add(conn);
     this.#connectionsTotal++;
     conn.log.debug({ remoteAddress: conn.remoteAddress, remotePort: conn.remotePort }, 'connection opened');

@@ -14,11 +14,15 @@ export interface Connection {
   readonly log: Logger;
   /**
    * Queue bytes for the client. Never throws, even after the peer vanished (the bytes are dropped).
-   * When pending output passes the high-water mark the transport stops reading from the client
-   * until the socket drains, and `congested` turns true.
+   * A turn's writes go out together at the end of the turn (in one socket write), or at once when
+   * they reach the high-water mark. When pending output passes the high-water mark the transport
+   * stops reading from the client until the socket drains, and `congested` turns true.
    */
   write(data: string | Uint8Array): void;
-  /** Bytes written but not yet handed to the kernel. */
+  /**
+   * Bytes waiting for a client that is behind: what the socket has not handed to the kernel, plus
+   * this turn's writes once the socket holds any. A client that keeps up has none pending.
+   */
   readonly pendingBytes: number;
   /** True while pending output is above the high-water mark; handlers should stop producing. */
   readonly congested: boolean;
