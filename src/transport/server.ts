@@ -76,7 +76,6 @@ function ignoreError(): void {
   // A rejected client's faults need no report: the socket is being dropped anyway.
 }
 
-/** One accepted socket, as the handler sees it. Listener fields are bound once per connection. */
 /**
  * Node's Readable schedules a `process.nextTick(maybeReadMore_)` after every chunk it pushes. For a
  * socket in flowing mode that tick does nothing (the handle keeps reading on its own; pause and
@@ -97,8 +96,8 @@ function skipReadMoreTicks(socket: net.Socket): void {
  * go out in one socket write after the loop has handled every readable socket (`setImmediate` runs
  * right after the poll phase). Writing while still reading meant one wake-up of the peer per
  * write; at the end of the turn the peer is woken once and finds everything. Measured with the
- * macro benchmark (docs/benchmarks.md): ~25% more requests per second at pipeline 16, with half
- * the kernel time per request. Output of a high-water mark or more is written at once, so memory
+ * macro benchmark (docs/benchmarks.md, row 13): ~15% more requests per second at pipeline 16,
+ * with half the kernel time per request. Output of a high-water mark or more is written at once, so memory
  * and backpressure stay bounded as before.
  */
 class TurnFlusher {
@@ -121,6 +120,7 @@ class TurnFlusher {
   };
 }
 
+/** One accepted socket, as the handler sees it. Listener fields are bound once per connection. */
 class SocketConnection implements Connection {
   readonly id = nextConnectionId++;
   readonly remoteAddress: string;
