@@ -212,7 +212,7 @@ describe('output', () => {
     expect(writes).toEqual([`small\n${big}`]);
   });
 
-  it('end() sends what the turn held before the FIN; destroy() drops it', async () => {
+  it('end() sends what the turn held before the FIN', async () => {
     const { client } = await withHandler((c) => ({
       data() {
         c.write('first\n');
@@ -224,7 +224,10 @@ describe('output', () => {
     const reply = readToEnd(client);
     client.write('go');
     expect((await reply).toString()).toBe('first\nsecond\nbye\n');
+  });
 
+  it('destroy() drops what the turn held', async () => {
+    // One server per test: withHandler replaces the one afterEach closes.
     const dropped = await withHandler((c) => ({
       data() {
         c.write('never\n');
