@@ -38,6 +38,8 @@ interface AddressRecord {
   failures: number;
   windowStart: number;
   blockedUntil: number;
+  /** AUTH attempts being verified now: they count against the limit before they fail. */
+  inFlight: number;
 }
 
 export interface AuthStats {
@@ -147,16 +149,26 @@ export class Authority {
     return `too many failed AUTH attempts from this address; it is refused for another ${Math.ceil(ms / 1000)} s`;
   }
 
-  /** Counts a failure against the address; true when the address is now blocked. */
-  recordFailure(remoteAddress: string): { addressFailures: number; blocked: boolean } {
-    const key = normalizeAddress(remoteAddress);
+  /**
+   * Starts an AUTH attempt from the address, or refuses it (false) when the address's failures
+   * plus its attempts still being verified reach `--auth-max-failures-per-address`: scrypt is
+   * asynchronous, so counting only finished failures would let parallel connections run any
+   * number of guesses before the first one fails. A started attempt must be ended with
+   * `endAttempt()`.
+   */
+  beginAttempt(remoteAddress: string): boolean {
+    const record = this.#record(normalizeAddress(remoteAddress), this.now());
+    if (record.failures + record.inFlight >= this.#authMaxFailuresPerAddress) return false;
+    record.inFlight++;
+    return true;
+  }
+
+  /** Ends an attempt begun by `beginAttempt()`; a failure counts against the address (and may block it). */
+  endAttempt(remoteAddress: string, failed: boolean): { addressFailures: number; blocked: boolean } {
     const now = this.now();
-    let record = this.#addresses.get(key);
-    if (record === undefined || now - record.windowStart > this.#authBlockMs) {
-      if (record === undefined && this.#addresses.size >= MAX_TRACKED_ADDRESSES) this.#sweep(now);
-      record = { failures: 0, windowStart: now, blockedUntil: record?.blockedUntil ?? 0 };
-      this.#addresses.set(key, record);
-    }
+    const record = this.#record(normalizeAddress(remoteAddress), now);
+    record.inFlight = Math.max(record.inFlight - 1, 0);
+    if (!failed) return { addressFailures: record.failures, blocked: false };
     record.failures++;
     this.stats.authFailures++;
     if (record.failures >= this.#authMaxFailuresPerAddress) {
@@ -166,6 +178,26 @@ export class Authority {
     return { addressFailures: record.failures, blocked: false };
   }
 
+  attemptsMessage(): string {
+    return 'too many AUTH attempts from this address are being verified or have failed; try again later';
+  }
+
+  /** The address's record, its failure window restarted when it has expired. */
+  #record(key: string, now: number): AddressRecord {
+    let record = this.#addresses.get(key);
+    if (record === undefined || now - record.windowStart > this.#authBlockMs) {
+      if (record === undefined && this.#addresses.size >= MAX_TRACKED_ADDRESSES) this.#sweep(now);
+      record = {
+        failures: 0,
+        windowStart: now,
+        blockedUntil: record?.blockedUntil ?? 0,
+        inFlight: record?.inFlight ?? 0,
+      };
+      this.#addresses.set(key, record);
+    }
+    return record;
+  }
+
   /** Delay before answering the `failures`-th failed AUTH on one connection. */
   delayFor(failures: number): number {
     return Math.min(MAX_DELAY_MS, this.#authFailureDelayMs * 2 ** Math.min(failures - 1, 16));
@@ -173,7 +205,9 @@ export class Authority {
 
   #sweep(now: number): void {
     for (const [key, r] of this.#addresses) {
-      if (r.blockedUntil <= now && now - r.windowStart > this.#authBlockMs) this.#addresses.delete(key);
+      if (r.inFlight === 0 && r.blockedUntil <= now && now - r.windowStart > this.#authBlockMs) {
+        this.#addresses.delete(key);
+      }
     }
     // A spray from more live sources than the cap: forget the oldest rather than grow.
     if (this.#addresses.size >= MAX_TRACKED_ADDRESSES) {

@@ -256,6 +256,12 @@ export class ConnectionAuth extends EventEmitter<ConnectionAuthEvents> {
       this.#closeSoon();
       return new Fail('RATE_LIMITED', authority.blockedMessage(blockedMs));
     }
+    if (!authority.beginAttempt(address)) {
+      // Not checked, so not a failure: the password of this attempt is never looked at.
+      this.#log.warn({ user: name.slice(0, 64), remoteAddress: address }, 'AUTH refused: too many attempts');
+      return new Fail('RATE_LIMITED', authority.attemptsMessage());
+    }
+    let ended = false;
     this.busy = true;
     try {
       const candidate = authority.users.get(name);
@@ -263,6 +269,8 @@ export class ConnectionAuth extends EventEmitter<ConnectionAuthEvents> {
       const ok = await verifyPassword(password, candidate?.hash);
       const current = authority.users.get(name);
       if (ok && candidate !== undefined && current !== undefined && current.hashText === candidate.hashText) {
+        ended = true;
+        authority.endAttempt(address, false);
         if (this.#disposed) return new Fail('AUTH_FAILED', ERRORS.AUTH_FAILED);
         this.failures = 0;
         authority.stats.authSuccesses++;
@@ -273,7 +281,8 @@ export class ConnectionAuth extends EventEmitter<ConnectionAuthEvents> {
         return { user: name };
       }
       this.failures++;
-      const { addressFailures, blocked } = authority.recordFailure(address);
+      ended = true;
+      const { addressFailures, blocked } = authority.endAttempt(address, true);
       const delayMs = authority.delayFor(this.failures);
       const closing = blocked || this.failures >= authority.authMaxFailures;
       // Never the password; the user name as sent, cut short (it is attacker-controlled).
@@ -297,6 +306,8 @@ export class ConnectionAuth extends EventEmitter<ConnectionAuthEvents> {
           : 'unknown user or wrong password',
       );
     } finally {
+      // verifyPassword threw (a malformed stored hash): the attempt must not stay in flight.
+      if (!ended) authority.endAttempt(address, false);
       this.busy = false;
     }
   }

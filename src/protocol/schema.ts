@@ -379,7 +379,7 @@ const AUTH = action({
   ),
   errors: ['AUTH_FAILED', 'RATE_LIMITED'],
   notes:
-    'Allowed before authentication. A failure is answered after a delay that grows with each failure on the connection; after `--auth-max-failures` the connection is closed, and after `--auth-max-failures-per-address` failures from one address within `--auth-block-seconds` that address is refused (RATE_LIMITED) for that long. A failed AUTH on an authenticated connection keeps the earlier user. Requests pipelined after an AUTH wait for its outcome. On a server without users, AUTH fails with AUTH_FAILED saying so. See docs/security.md.',
+    'Allowed before authentication. A failure is answered after a delay that grows with each failure on the connection; after `--auth-max-failures` the connection is closed, and after `--auth-max-failures-per-address` failures from one address within `--auth-block-seconds` that address is refused (RATE_LIMITED) for that long; attempts still being verified count toward that limit, and an AUTH beyond it answers RATE_LIMITED without checking the password. A failed AUTH on an authenticated connection keeps the earlier user. Requests pipelined after an AUTH wait for its outcome. On a server without users, AUTH fails with AUTH_FAILED saying so. See docs/security.md.',
 });
 
 const HELLO = action({
