@@ -48,7 +48,8 @@ export const ConfigSchema = Type.Object(
       minimum: 0,
       maximum: MAX_SECONDS,
       default: 5,
-      description: 'seconds a graceful shutdown waits before destroying what remains',
+      description:
+        'seconds a graceful shutdown lets requests in flight finish; idle connections close as soon as their output (and the notice) is flushed',
     }),
     maxLineBytes: Type.Integer({
       minimum: 64,

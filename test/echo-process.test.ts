@@ -39,6 +39,33 @@ describe.each(['echo', 'serve'] as const)('caretkv %s', (command) => {
       expect(await canBind(proc.port)).toBe(true);
     },
   );
+
+  // Issue 14.9: idle clients that never answer the server's FIN must not hold shutdown for the grace.
+  it('on SIGTERM closes idle clients that never hang up as soon as their output is flushed', async () => {
+    proc = await spawnServer([command, '--shutdown-grace', '60']);
+    const clients = await Promise.all([connect(proc.port), connect(proc.port), connect(proc.port)]);
+    const probe = PROBES[command];
+    for (const client of clients) {
+      // Half-open: the client never sends its own FIN, as some clients and proxies behave.
+      client.allowHalfOpen = true;
+      expect((await roundTrip(client, probe.send)).toString()).toBe(probe.expect);
+    }
+    const received = clients.map((client) => readToEnd(client, 30_000));
+
+    const started = Date.now();
+    proc.child.kill('SIGTERM');
+    expect(await proc.exited).toEqual({ code: 0, signal: null });
+    const elapsed = Date.now() - started;
+    const tails = (await Promise.all(received)).map((b) => b.toString());
+    if (command === 'serve') for (const tail of tails) expect(tail).toMatch(/"event":"shutdown"/);
+    expect(proc.logs.find((r) => r.msg === 'shutdown complete')).toMatchObject({
+      connections: 3,
+      graceful: 3,
+      destroyed: 0,
+    });
+    // Nothing was in flight: the exit must not wait for the clients (the socket linger is 10 s).
+    expect(elapsed).toBeLessThan(5_000);
+  });
 });
 
 describe('caretkv echo under load', () => {

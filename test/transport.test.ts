@@ -150,6 +150,10 @@ describe('connection limit', () => {
 describe('close()', () => {
   it('leaves no handle or timer behind, ends clients with EOF, and frees the port at once', async () => {
     const watched = (info: string[]) => info.filter((type) => /TCP|Timeout|Timer/.test(type)).sort();
+    // Sockets an earlier test destroyed release their handles a turn later: start from none.
+    await waitFor(() => !watched(process.getActiveResourcesInfo()).some((type) => type.startsWith('TCP')), {
+      message: "earlier tests' sockets to be released",
+    });
     const before = watched(process.getActiveResourcesInfo());
 
     const s = await startEchoServer({ idleTimeout: 30 });

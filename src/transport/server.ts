@@ -328,16 +328,31 @@ class SocketConnection implements Connection {
     }
     if (pending) {
       pending.then(
-        () => this.end(),
+        () => this.#closeWhenFlushed(),
         (err: unknown) => {
           this.log.error({ err }, 'handler shutdown failed');
-          this.end();
+          this.#closeWhenFlushed();
         },
       );
     } else {
-      this.end();
+      this.#closeWhenFlushed();
     }
     return this.#closed;
+  }
+
+  /**
+   * Shutdown's end: once everything written (the shutdown notice included) has left for the
+   * kernel ('finish'), close the socket instead of lingering for the peer's FIN, so an idle client
+   * that never hangs up cannot hold the process for the grace period. The kernel still delivers
+   * the queued bytes and the FIN already sent; only a client that does not read keeps its socket
+   * until the grace runs out.
+   */
+  #closeWhenFlushed(): void {
+    this.end();
+    const socket = this.#socket;
+    if (socket.destroyed) return;
+    if (socket.writableFinished) socket.destroy();
+    else socket.once('finish', () => socket.destroy());
   }
 
   #fault(err: unknown, during: string): void {
