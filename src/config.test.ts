@@ -116,6 +116,21 @@ describe('loadConfig', () => {
     expect(() => loadConfig(sources)).toThrow(message);
   });
 
+  // Issue 14.4: names outside the documented syntax, `$server` (the server's stamp) first.
+  it.each(['$server', 'two words', 'new\nline', 'caf\u00e9', 'x'.repeat(65), ''])(
+    'refuses the user name %j, naming it',
+    (name) => {
+      const sources = {
+        file: { users: { [name]: { password: 'x', categories: [] } } },
+        fileName: 'caretkv.json',
+      };
+      expect(() => loadConfig(sources)).toThrow(ConfigError);
+      expect(() => loadConfig(sources)).toThrow(
+        `caretkv.json: users[${JSON.stringify(name)}]: a user name is 1 to 64 characters`,
+      );
+    },
+  );
+
   it('blames the source that won, not one that was overridden', () => {
     expect(() => loadConfig({ env: { CARETKV_PORT: 'bad' }, flags: { port: '1' } })).not.toThrow();
     expect(() => loadConfig({ env: { CARETKV_PORT: '1' }, flags: { port: 'bad' } })).toThrow(/^--port:/);

@@ -2,8 +2,12 @@
  * Attacks from issue 14, replayed over real sockets: each `describe` is one finding of
  * docs/security.md's "Tested attacks" section and failed before its fix.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type AuthServer, LineClient, startAuthServer, users } from './auth-helpers.js';
+import { runCli } from './helpers/cli.js';
 
 const open: LineClient[] = [];
 const servers: AuthServer[] = [];
@@ -48,5 +52,42 @@ describe('parallel AUTH guesses from one address (issue 14.1)', () => {
     expect(lastAnswer.ok).toBe(false);
     expect(lastAnswer.error?.code).toBe('RATE_LIMITED');
     expect(server.server.auth?.stats.authFailures).toBeLessThanOrEqual(5);
+  });
+});
+
+describe('user names outside the documented syntax (issue 14.4)', () => {
+  const BAD_NAMES = ['$server', 'two words', 'new\nline', 'caf\u00e9', 'x'.repeat(65)];
+
+  it.each(BAD_NAMES)('refuses to start with a user named %j', async (name) => {
+    const dir = mkdtempSync(join(tmpdir(), 'caretkv-names-'));
+    try {
+      const file = join(dir, 'caretkv.json');
+      const config = { users: await users({ [name]: { password: 'pw', categories: ['all'] } }) };
+      writeFileSync(file, JSON.stringify(config));
+      const run = await runCli(['serve', '--config', file, '--port', '0']);
+      expect(run.code).not.toBe(0);
+      expect(run.stderr).toContain(`users[${JSON.stringify(name)}]: a user name is 1 to 64 characters`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a reload that adds one, keeping the users in force', async () => {
+    const admin = { password: 'admin-pw', categories: ['all' as const], read: ['>'], write: ['>'] };
+    const server = await start({ users: await users({ admin }) });
+    const c = await client(server);
+    expect((await c.request({ action: 'AUTH', user: 'admin', password: 'admin-pw' })).ok).toBe(true);
+
+    server.setFile({ users: await users({ admin, $server: { ...admin, password: 'x' } }) });
+    const reload = await c.request({ action: 'CONFIG', op: 'RELOAD' });
+    expect(reload.ok).toBe(false);
+    expect(reload.error?.message).toContain('users["$server"]: a user name is 1 to 64 characters');
+
+    // The old users stay: `$server` cannot log in (and so never stamps `"from":"$server"`).
+    const other = await client(server);
+    expect((await other.request({ action: 'AUTH', user: '$server', password: 'x' })).error?.code).toBe(
+      'AUTH_FAILED',
+    );
+    expect(await c.request({ action: 'SET', key: 'k', value: 1 })).toMatchObject({ ok: true });
   });
 });

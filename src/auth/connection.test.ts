@@ -12,8 +12,6 @@ import type { PermissionsChange } from './connection.js';
 import { hashPassword } from './password.js';
 import type { UsersConfig } from './users.js';
 
-const FAST = { N: 1024, r: 8, p: 1 };
-
 function fakeConn(): Connection & { written: string[] } {
   const written: string[] = [];
   return {
@@ -52,7 +50,7 @@ async function setup(users: UsersConfig | undefined) {
   return { authority, conn, auth: authority.attach(conn) };
 }
 
-const pw = await hashPassword('pw', FAST);
+const pw = await hashPassword('pw');
 const APP: UsersConfig = {
   app: {
     password: pw,

@@ -20,6 +20,7 @@ import type { Logger } from 'pino';
 import { andThen, type Command, Fail } from '../commands/table.js';
 import { ERRORS } from '../protocol/errors.js';
 import type { Request } from '../protocol/schema.js';
+import { quote } from '../quote.js';
 import { joinKey, parseNamespace } from '../store/keypath.js';
 import type { MaybePromise } from '../store/store.js';
 import type { Connection } from '../transport/types.js';
@@ -41,10 +42,6 @@ export interface ConnectionAuthEvents {
 }
 
 const NOAUTH = new Fail('NOAUTH', ERRORS.NOAUTH);
-
-function quote(text: string): string {
-  return JSON.stringify(text.length > 200 ? `${text.slice(0, 197)}...` : text);
-}
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => {

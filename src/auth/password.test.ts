@@ -14,7 +14,7 @@ describe('password hashes', () => {
   });
 
   it('normalizes Unicode so the same password typed differently verifies', async () => {
-    const hash = parseHash(await hashPassword('caf\u00e9', { N: 1024, r: 8, p: 1 }));
+    const hash = parseHash(await hashPassword('caf\u00e9'));
     expect(await verifyPassword('cafe\u0301', hash)).toBe(true);
   });
 
@@ -25,6 +25,10 @@ describe('password hashes', () => {
   it.each([
     ['hunter2', /scrypt hash/],
     ['scrypt$N=1000,r=8,p=1$AAAAAAAAAAA=$AAAAAAAAAAAAAAAAAAAAAA==', /power of 2/],
+    // Issue 14.7: below the documented minimum cost a leaked hash is cheap to brute-force.
+    ['scrypt$N=2,r=8,p=1$AAAAAAAAAAA=$AAAAAAAAAAAAAAAAAAAAAA==', /below the minimum N=16384,r=8/],
+    ['scrypt$N=8192,r=8,p=1$AAAAAAAAAAA=$AAAAAAAAAAAAAAAAAAAAAA==', /below the minimum/],
+    ['scrypt$N=16384,r=4,p=1$AAAAAAAAAAA=$AAAAAAAAAAAAAAAAAAAAAA==', /below the minimum/],
     ['scrypt$N=16384,r=0,p=1$AAAAAAAAAAA=$AAAAAAAAAAAAAAAAAAAAAA==', /r must be/],
     ['scrypt$N=1048576,r=32,p=1$AAAAAAAAAAA=$AAAAAAAAAAAAAAAAAAAAAA==', /256 MiB/],
     ['scrypt$N=16384,r=8,p=1$AAAA$AAAAAAAAAAAAAAAAAAAAAA==', /salt/],

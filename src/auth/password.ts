@@ -18,6 +18,11 @@ const MAX_N = 2 ** 20;
 const MAX_R = 32;
 const MAX_P = 16;
 const MAX_MEMORY = 256 * 1024 * 1024;
+/**
+ * The weakest hash accepted (docs/security.md): below N=2^14, r=8 (the scrypt paper's interactive
+ * setting, ~16 MiB and tens of ms per guess) a leaked config file is cheap to brute-force offline.
+ */
+export const MIN_SCRYPT = { N: 2 ** 14, r: 8 } as const;
 
 export interface PasswordHash {
   readonly N: number;
@@ -43,6 +48,11 @@ export function parseHash(text: string): PasswordHash {
   if (N < 2 || N > MAX_N || (N & (N - 1)) !== 0)
     throw new Error(`scrypt N must be a power of 2 up to ${MAX_N}`);
   if (r < 1 || r > MAX_R) throw new Error(`scrypt r must be between 1 and ${MAX_R}`);
+  if (N < MIN_SCRYPT.N || r < MIN_SCRYPT.r) {
+    throw new Error(
+      `scrypt cost N=${N},r=${r} is below the minimum N=${MIN_SCRYPT.N},r=${MIN_SCRYPT.r}: re-hash the password with \`caretkv passwd\``,
+    );
+  }
   if (p < 1 || p > MAX_P) throw new Error(`scrypt p must be between 1 and ${MAX_P}`);
   if (128 * N * r > MAX_MEMORY) throw new Error('scrypt parameters need more than 256 MiB; lower N or r');
   const salt = Buffer.from(m[4]!, 'base64');

@@ -15,6 +15,7 @@
  * neither subscribe nor publish (Redis 7 learned to default channels to none: `resetchannels`).
  */
 import { type Static, Type } from '@sinclair/typebox';
+import { quote } from '../quote.js';
 import { type PasswordHash, parseHash } from './password.js';
 import { PathPattern, PatternSet, PatternSyntaxError } from './pattern.js';
 
@@ -48,7 +49,12 @@ export const UserSchema = Type.Object(
   { additionalProperties: false },
 );
 
-export const UsersSchema = Type.Record(Type.String({ pattern: '^[A-Za-z0-9_.@-]{1,64}$' }), UserSchema, {
+/** User names: 1-64 characters of `A-Z a-z 0-9 _ . @ -` (so never `$server`, the server's stamp). */
+export const USER_NAME = /^[A-Za-z0-9_.@-]{1,64}$/;
+
+// The key pattern documents the syntax in the JSON Schema; a Record's key pattern does not refuse
+// other keys, so compileUsers() checks every name itself.
+export const UsersSchema = Type.Record(Type.String({ pattern: USER_NAME.source }), UserSchema, {
   description: 'users and their permissions (config file only); none: the server is open',
 });
 
@@ -98,6 +104,12 @@ function patterns(name: string, field: string, sources: readonly string[] | unde
 export function compileUsers(config: UsersConfig | undefined): ReadonlyMap<string, User> {
   const users = new Map<string, User>();
   for (const [name, u] of Object.entries(config ?? {})) {
+    if (!USER_NAME.test(name)) {
+      throw new UserConfigError(
+        `users[${quote(name, 80)}]`,
+        'a user name is 1 to 64 characters of A-Z a-z 0-9 _ . @ - (no spaces, no `$`, ASCII only)',
+      );
+    }
     let hash: PasswordHash;
     try {
       hash = parseHash(u.password);

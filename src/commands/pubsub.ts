@@ -11,6 +11,7 @@ import type { ErrorCode } from '../protocol/errors.js';
 import type { pubsubActions } from '../protocol/pubsub-schema.js';
 import { ACTIONS, type ActionSpec } from '../protocol/schema.js';
 import { type Broker, PubSubRefusal, type RemoteSubscriber } from '../pubsub/index.js';
+import { quote } from '../quote.js';
 import type { AnyCommandDef, CommandContext, CommandFlag, Handler } from './table.js';
 import { Fail } from './table.js';
 
@@ -90,10 +91,6 @@ function revocationReason(change: PermissionsChange): string {
     case 'deauthenticated':
       return 'the connection is no longer authenticated';
   }
-}
-
-function quote(text: string): string {
-  return JSON.stringify(text.length > 200 ? `${text.slice(0, 197)}...` : text);
 }
 
 export const pubsubHandlers: { [A in PubsubName]: Handler<PubsubRequest<A>> } = {

@@ -28,6 +28,7 @@
  * Failures are returned (`PatternError`), not thrown: bad input is routine, and the caller turns
  * the message (which names the field) into a protocol error.
  */
+import { PATH_QUOTE_MAX, quote } from '../quote.js';
 import { KEY_MAX_DEPTH, KEY_MAX_LENGTH } from '../store/keypath.js';
 
 export const SEPARATOR = '^';
@@ -83,10 +84,6 @@ export interface Pattern {
   readonly wildcard: boolean;
 }
 
-function quote(input: string): string {
-  return JSON.stringify(input.length > 64 ? `${input.slice(0, 61)}...` : input);
-}
-
 /**
  * Checks the shared syntax and returns the canonical text, or the failure. One scan, no
  * allocation for canonical input; the length check runs first so a hostile megabyte is not scanned.
@@ -110,13 +107,13 @@ function scan(input: string, rules: PathRules, field: string, example: string): 
     } else if (c < 0x20 || c === 0x7f) {
       const code = c.toString(16).toUpperCase().padStart(4, '0');
       return new PatternError(
-        `${field}: control character U+${code} in segment ${depth} of ${quote(input)} (not allowed in ${rules.noun} names)`,
+        `${field}: control character U+${code} in segment ${depth} of ${quote(input, PATH_QUOTE_MAX)} (not allowed in ${rules.noun} names)`,
       );
     }
   }
   if (segmentStart === input.length || input.charCodeAt(segmentStart) === CARET) {
     return new PatternError(
-      `${field}: empty segment at position ${depth} in ${quote(input)} (segments are joined by ^ and must not be empty)`,
+      `${field}: empty segment at position ${depth} in ${quote(input, PATH_QUOTE_MAX)} (segments are joined by ^ and must not be empty)`,
     );
   }
   if (depth > rules.maxDepth) {
@@ -136,7 +133,7 @@ export function parsePattern(input: string, rules: PathRules, field = 'pattern')
     if (segment === REST) {
       if (i !== segments.length - 1) {
         return new PatternError(
-          `${field}: ">" must be the last segment (it matches every remaining segment), but ${quote(text)} has it at segment ${i + 1}`,
+          `${field}: ">" must be the last segment (it matches every remaining segment), but ${quote(text, PATH_QUOTE_MAX)} has it at segment ${i + 1}`,
         );
       }
       wildcard = true;
@@ -160,7 +157,7 @@ export function parseChannel(input: string, rules: PathRules, field = 'channel')
         const c = text[segmentStart];
         if (c === ONE || c === REST) {
           return new PatternError(
-            `${field}: "${c}" is a wildcard, for subscribing; a ${rules.noun} to publish to names every segment (segment ${segment} of ${quote(text)})`,
+            `${field}: "${c}" is a wildcard, for subscribing; a ${rules.noun} to publish to names every segment (segment ${segment} of ${quote(text, PATH_QUOTE_MAX)})`,
           );
         }
       }

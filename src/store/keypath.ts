@@ -22,6 +22,7 @@
  * machinery; the message names the field and says what is wrong. Valid canonical input is checked
  * in one scan and returned as the same string (no split/join allocation).
  */
+import { PATH_QUOTE_MAX, quote } from '../quote.js';
 
 export const KEY_SEPARATOR = '^';
 /** Longest canonical key or namespace path, in UTF-16 code units (like `String#length`). */
@@ -44,13 +45,10 @@ export function isKeyPathError(result: KeyPathResult): result is KeyPathError {
 }
 
 /** Quotes user input for a message: JSON escapes make control characters visible; long input is cut. */
-function quote(input: string): string {
-  return JSON.stringify(input.length > 64 ? `${input.slice(0, 61)}...` : input);
-}
 
 function emptySegment(field: string, input: string, segment: number): KeyPathError {
   return new KeyPathError(
-    `${field}: empty segment at position ${segment} in ${quote(input)} (segments are joined by ^ and must not be empty)`,
+    `${field}: empty segment at position ${segment} in ${quote(input, PATH_QUOTE_MAX)} (segments are joined by ^ and must not be empty)`,
   );
 }
 
@@ -72,7 +70,7 @@ function scanSegments(input: string, start: number, field: string, offset: numbe
     } else if (c < 0x20 || c === 0x7f) {
       const code = c.toString(16).toUpperCase().padStart(4, '0');
       return new KeyPathError(
-        `${field}: control character U+${code} in segment ${depth + offset} of ${quote(input)} (not allowed in key paths)`,
+        `${field}: control character U+${code} in segment ${depth + offset} of ${quote(input, PATH_QUOTE_MAX)} (not allowed in key paths)`,
       );
     }
   }
