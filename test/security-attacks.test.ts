@@ -3,11 +3,12 @@
  * docs/security.md's "Tested attacks" section and failed before its fix.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type AuthServer, LineClient, startAuthServer, users } from './auth-helpers.js';
 import { runCli } from './helpers/cli.js';
+import { waitFor } from './helpers/net.js';
 
 const open: LineClient[] = [];
 const servers: AuthServer[] = [];
@@ -91,3 +92,56 @@ describe('user names outside the documented syntax (issue 14.4)', () => {
     expect(await c.request({ action: 'SET', key: 'k', value: 1 })).toMatchObject({ ok: true });
   });
 });
+
+describe('removing the last user by reload (issue 14.5)', () => {
+  it('tells the authenticated connection with a deauthenticated push', async () => {
+    const app = { password: 'app-pw', categories: ['read' as const], read: ['app^>'] };
+    const server = await start({ users: await users({ app }) });
+    const c = await client(server);
+    expect((await c.request({ action: 'AUTH', user: 'app', password: 'app-pw' })).ok).toBe(true);
+
+    server.setFile({});
+    await server.server.reload();
+    await waitFor(() => c.pushes.length > 0, { message: 'the deauthenticated push' });
+    expect(c.pushes).toEqual([
+      {
+        event: 'deauthenticated',
+        message: expect.stringMatching(/user "app" was removed: the server now has no users/),
+      },
+    ]);
+    // A loopback connection to a server without users is open, as a new one would be.
+    expect(await c.request({ action: 'HELLO' })).toMatchObject({ ok: true, result: { user: null } });
+  });
+});
+
+const external = Object.values(networkInterfaces())
+  .flat()
+  .find((i) => i !== undefined && i.family === 'IPv4' && !i.internal)?.address;
+
+describe.runIf(external !== undefined)(
+  `protected mode after a reload removes every user (issue 14.6, peer ${external ?? 'none'})`,
+  () => {
+    it('closes live non-loopback connections with PROTECTED_MODE, authenticated or not; loopback stays', async () => {
+      const admin = { password: 'admin-pw', categories: ['all' as const], read: ['>'], write: ['>'] };
+      const server = await start({ users: await users({ admin }) }, { host: '0.0.0.0' });
+      const authed = await client(server, external!);
+      expect((await authed.request({ action: 'AUTH', user: 'admin', password: 'admin-pw' })).ok).toBe(true);
+      const anonymous = await client(server, external!);
+      expect((await anonymous.request({ action: 'PING' })).ok).toBe(true);
+      const local = await client(server);
+      expect((await local.request({ action: 'AUTH', user: 'admin', password: 'admin-pw' })).ok).toBe(true);
+
+      server.setFile({});
+      await server.server.reload();
+      for (const remote of [authed, anonymous]) {
+        const line = await remote.next();
+        expect(line.error?.code).toBe('PROTECTED_MODE');
+        await remote.waitClosed();
+      }
+      // New remote connections are refused too, as before; the loopback one goes on.
+      const late = await client(server, external!);
+      expect((await late.next()).error?.code).toBe('PROTECTED_MODE');
+      expect(await local.request({ action: 'SET', key: 'k', value: 1 })).toMatchObject({ ok: true });
+    });
+  },
+);

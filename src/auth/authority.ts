@@ -123,7 +123,7 @@ export class Authority {
    * Checked at accept, so the current users decide (a reload that adds users lifts protected mode).
    */
   admission(remoteAddress: string): string | null {
-    if (this.#protectedMode && this.#users.size === 0 && !isLoopback(remoteAddress)) {
+    if (this.protects(remoteAddress)) {
       this.stats.refusedConnections++;
       this.#refuseLog.log('warn', { remoteAddress }, 'protected mode: refused a non-loopback client');
       return PROTECTED_LINE;
@@ -135,6 +135,16 @@ export class Authority {
       return line('RATE_LIMITED', this.blockedMessage(blocked));
     }
     return null;
+  }
+
+  /** Whether protected mode refuses a client at this address now (no users, not loopback). */
+  protects(remoteAddress: string): boolean {
+    return this.#protectedMode && this.#users.size === 0 && !isLoopback(remoteAddress);
+  }
+
+  /** The line a client refused by protected mode gets before it is closed. */
+  get protectedLine(): string {
+    return PROTECTED_LINE;
   }
 
   /** Milliseconds the address stays refused, or 0. */

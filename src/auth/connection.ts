@@ -342,6 +342,22 @@ export class ConnectionAuth extends EventEmitter<ConnectionAuthEvents> {
       this.user = null;
       this.restricted = false;
       this.lineLimit = authority.maxLineBytes;
+      const conn = this.#conn;
+      if (conn !== undefined && authority.protects(conn.remoteAddress)) {
+        // Every user is gone and protected mode is on: a remote client, authenticated or not, is
+        // refused as a new one would be, not left with an open server's full rights.
+        this.#log.warn(
+          { remoteAddress: conn.remoteAddress },
+          'protected mode: closing a non-loopback client',
+        );
+        conn.end(authority.protectedLine);
+      } else if (before !== null) {
+        this.#log.info({ user: before.name }, 'user removed with every other; connection is now open');
+        this.#push(
+          'deauthenticated',
+          `user ${quote(before.name)} was removed: the server now has no users, so this connection runs unauthenticated with an open server's rights`,
+        );
+      }
     } else if (before === null) {
       this.#unbind();
       if (wasOpen) {
@@ -361,7 +377,7 @@ export class ConnectionAuth extends EventEmitter<ConnectionAuthEvents> {
         this.#bind(next);
       }
     }
-    const deauthenticated = (before !== null || wasOpen) && this.user === null && !this.#open;
+    const deauthenticated = this.user === null && (before !== null || (wasOpen && !this.#open));
     this.emit('permissions-changed', {
       reason: deauthenticated ? 'deauthenticated' : 'reload',
       user: this.userName,
