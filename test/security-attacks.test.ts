@@ -145,3 +145,77 @@ describe.runIf(external !== undefined)(
     });
   },
 );
+
+describe('losing the pubsub category (issue 14.3)', () => {
+  const admin = {
+    password: 'admin-pw',
+    categories: ['all' as const],
+    read: ['>'],
+    write: ['>'],
+    publish: ['>'],
+  };
+  const app = {
+    password: 'app-pw',
+    categories: ['read' as const, 'write' as const, 'pubsub' as const],
+    read: ['app^>'],
+    write: ['app^>'],
+    subscribe: ['news^>'],
+  };
+
+  async function subscribed(server: AuthServer, user: string, password: string): Promise<LineClient> {
+    const c = await client(server);
+    expect((await c.request({ action: 'AUTH', user, password })).ok).toBe(true);
+    expect(await c.request({ action: 'SUBSCRIBE', channels: ['news^>'] })).toMatchObject({ ok: true });
+    expect(await c.request({ action: 'OBSERVE', keys: ['app^>'] })).toMatchObject({ ok: true });
+    return c;
+  }
+
+  it('a reload that removes it ends SUBSCRIBE and OBSERVE with a revoked push', async () => {
+    const all = await users({ admin, app });
+    const server = await start({ users: all });
+    const c = await subscribed(server, 'app', 'app-pw');
+    const boss = await client(server);
+    expect((await boss.request({ action: 'AUTH', user: 'admin', password: 'admin-pw' })).ok).toBe(true);
+
+    server.setFile({ users: { ...all, app: { ...all.app, categories: ['read', 'write'] } } });
+    expect(await boss.request({ action: 'CONFIG', op: 'RELOAD' })).toMatchObject({ ok: true });
+    await waitFor(() => c.pushes.length > 0, { message: 'the revoked push' });
+    expect(c.pushes).toEqual([
+      {
+        event: 'revoked',
+        channels: ['news^>'],
+        keys: ['app^>'],
+        reason: 'the server reloaded its configuration and the user may no longer hold these',
+      },
+    ]);
+    // Nothing reaches it any more: no subscriber for the message, no change event for the write.
+    expect(await boss.request({ action: 'PUBLISH', channel: 'news^1', message: 1 })).toEqual({
+      ok: true,
+      result: 0,
+    });
+    expect(await c.request({ action: 'SET', key: 'app^k', value: 'secret' })).toMatchObject({ ok: true });
+    expect(await c.request({ action: 'PING' })).toMatchObject({ ok: true });
+    expect(c.pushes).toHaveLength(1);
+  });
+
+  it('AUTH as a user without it ends what the connection held', async () => {
+    const server = await start({
+      users: await users({
+        admin,
+        app,
+        reader: { password: 'reader-pw', categories: ['read'], read: ['>'] },
+      }),
+    });
+    const c = await subscribed(server, 'app', 'app-pw');
+    expect((await c.request({ action: 'AUTH', user: 'reader', password: 'reader-pw' })).ok).toBe(true);
+    await waitFor(() => c.pushes.length > 0, { message: 'the revoked push' });
+    expect(c.pushes).toEqual([
+      {
+        event: 'revoked',
+        channels: ['news^>'],
+        keys: ['app^>'],
+        reason: 'the connection authenticated as user "reader", who may not hold these',
+      },
+    ]);
+  });
+});

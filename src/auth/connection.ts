@@ -28,7 +28,7 @@ import type { Authority } from './authority.js';
 import { isSealed, seal, unseal } from './cursor.js';
 import { verifyPassword } from './password.js';
 import { isReservedChannel, PathPattern } from './pattern.js';
-import type { User } from './users.js';
+import { CATEGORY_BIT, type User } from './users.js';
 
 export interface PermissionsChange {
   /** What happened: a reload, an AUTH (possibly as another user), or a loss of authentication. */
@@ -128,25 +128,35 @@ export class ConnectionAuth extends EventEmitter<ConnectionAuthEvents> {
     return this.user?.write.matches(key) === true;
   }
 
+  /**
+   * The pub/sub hooks below also need the `pubsub` category: the dispatcher checks it before a
+   * command runs, but a reload or an AUTH as another user re-checks what the connection already
+   * holds through these hooks alone, so losing the category must end it too.
+   */
+  #pubsubUser(): User | null {
+    const user = this.user;
+    return user !== null && (user.categories & CATEGORY_BIT.pubsub) !== 0 ? user : null;
+  }
+
   /** Every key `pattern` (a validated OBSERVE pattern) can match is readable. */
   canObserve(pattern: string): boolean {
     if (this.#open) return true;
     const p = compile(pattern);
-    return p !== undefined && this.user?.read.covers(p) === true;
+    return p !== undefined && this.#pubsubUser()?.read.covers(p) === true;
   }
 
   /** Every channel `pattern` (a validated SUBSCRIBE pattern) can match is subscribable. */
   canSubscribe(pattern: string): boolean {
     if (this.#open) return true;
     const p = compile(pattern);
-    return p !== undefined && this.user?.subscribe.covers(p, true) === true;
+    return p !== undefined && this.#pubsubUser()?.subscribe.covers(p, true) === true;
   }
 
   /** A concrete, canonical channel. Server channels (`$...`) are never publishable by a client. */
   canPublish(channel: string): boolean {
     if (isReservedChannel(channel)) return false;
     if (this.#open) return true;
-    return this.user?.publish.matches(channel, true) === true;
+    return this.#pubsubUser()?.publish.matches(channel, true) === true;
   }
 
   /** A NOPERM failure naming the action and what it touched, for hooks' callers. */
