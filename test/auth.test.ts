@@ -259,21 +259,16 @@ describe('permissions', () => {
       ok: true,
       result: { keys: ['pub'], next: null },
     });
-    const first = await app.request({ action: 'KEYS', namespace: 'mix', limit: 1 });
-    const page = first.result as { keys: string[]; next: string };
-    expect(page.keys).toEqual([]);
-    expect(page.next).toMatch(/^\^c1\./);
-    expect(JSON.stringify(first)).not.toMatch(/hidden/);
-    expect(await app.request({ action: 'KEYS', namespace: 'mix', limit: 1, after: page.next })).toEqual({
+    // The hidden name before `pub` is scanned over: a full page, and no cursor since nothing
+    // visible follows (see test/security-attacks.test.ts for the probing attack).
+    expect(await app.request({ action: 'KEYS', namespace: 'mix', limit: 1 })).toEqual({
       ok: true,
       result: { keys: ['pub'], next: null },
     });
-    const forged = await app.request({
-      action: 'KEYS',
-      namespace: 'mix',
-      after: '^c1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
+    expect(await app.request({ action: 'KEYS', namespace: 'mix', limit: 1, after: 'pub' })).toEqual({
+      ok: true,
+      result: { keys: [], next: null },
     });
-    expect(forged.error?.code).toBe('BAD_REQUEST');
     expect(await app.request({ action: 'NAMESPACES' })).toEqual({
       ok: true,
       result: { namespaces: ['app', 'mix', 'shared'], next: null },

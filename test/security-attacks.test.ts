@@ -219,3 +219,67 @@ describe('losing the pubsub category (issue 14.3)', () => {
     ]);
   });
 });
+
+describe('KEYS and NAMESPACES paging around hidden names (issue 14.2)', () => {
+  const admin = { password: 'admin-pw', categories: ['all' as const], read: ['>'], write: ['>'] };
+  // May read lk^a and lk^z, and keys below lk^ns^a and lk^ns^z: nothing else of lk.
+  const peek = {
+    password: 'peek-pw',
+    categories: ['read' as const],
+    read: ['lk^a', 'lk^z', 'lk^ns^a^>', 'lk^ns^z^>'],
+  };
+  const HIDDEN = ['hidden', 'hiddem', 'm', 'x1', 'zz'];
+
+  /** Every page the attacker can ask for: `after` at and around each hidden name, limits 1 and 2. */
+  function probes(): Record<string, unknown>[] {
+    const afters = new Set<string | undefined>([undefined, '', '^', '^c1.AAAA', 'a', 'z', 'zzz']);
+    for (const name of HIDDEN) {
+      for (let i = 0; i <= name.length; i++) afters.add(name.slice(0, i));
+      afters.add(`${name}\u0000`);
+      afters.add(name.slice(0, -1) + String.fromCharCode(name.charCodeAt(name.length - 1) - 1));
+    }
+    const out: Record<string, unknown>[] = [];
+    for (const after of afters) {
+      for (const limit of [1, 2]) {
+        out.push({ action: 'KEYS', namespace: 'lk', limit, ...(after !== undefined && { after }) });
+        out.push({ action: 'NAMESPACES', namespace: 'lk^ns', limit, ...(after !== undefined && { after }) });
+      }
+    }
+    return out;
+  }
+
+  async function answers(withHidden: boolean): Promise<string[]> {
+    const server = await start({ users: await users({ admin, peek }) });
+    const boss = await client(server);
+    expect((await boss.request({ action: 'AUTH', user: 'admin', password: 'admin-pw' })).ok).toBe(true);
+    const entries: Record<string, number> = { 'lk^a': 1, 'lk^z': 1, 'lk^ns^a^k': 1, 'lk^ns^z^k': 1 };
+    if (withHidden)
+      for (const name of HIDDEN) Object.assign(entries, { [`lk^${name}`]: 1, [`lk^ns^${name}^k`]: 1 });
+    expect(await boss.request({ action: 'MSET', entries })).toMatchObject({ ok: true });
+
+    const attacker = await client(server);
+    expect((await attacker.request({ action: 'AUTH', user: 'peek', password: 'peek-pw' })).ok).toBe(true);
+    const out: string[] = [];
+    for (const probe of probes()) out.push(JSON.stringify([probe, await attacker.request(probe)]));
+    return out;
+  }
+
+  it('answer every page exactly as if the hidden names did not exist', async () => {
+    const without = await answers(false);
+    const withHidden = await answers(true);
+    expect(withHidden).toEqual(without);
+    // And the pages are the visible names, in order, with a cursor only when more follow.
+    expect(without).toContain(
+      JSON.stringify([
+        { action: 'KEYS', namespace: 'lk', limit: 1 },
+        { ok: true, result: { keys: ['a'], next: 'a' } },
+      ]),
+    );
+    expect(without).toContain(
+      JSON.stringify([
+        { action: 'KEYS', namespace: 'lk', limit: 1, after: 'a' },
+        { ok: true, result: { keys: ['z'], next: null } },
+      ]),
+    );
+  });
+});

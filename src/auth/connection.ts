@@ -4,7 +4,7 @@
  * The dispatcher reads `restricted` before each request: false on an open server (no users) and
  * for a user allowed every category and every key, so those pay one property read and nothing
  * else. When true, `authorize()` runs the generic checks derived from the command table
- * (permissions.ts) and `filterResult()` trims listings.
+ * (permissions.ts); KEYS and NAMESPACES list only what `visibleNames()` lets through.
  *
  * Hooks for command families that check their own arguments (pub/sub):
  *   canRead(key) / canWrite(key)     a canonical key path
@@ -17,15 +17,13 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import { andThen, type Command, Fail } from '../commands/table.js';
+import { type Command, Fail } from '../commands/table.js';
 import { ERRORS } from '../protocol/errors.js';
 import type { Request } from '../protocol/schema.js';
 import { quote } from '../quote.js';
 import { joinKey, parseNamespace } from '../store/keypath.js';
-import type { MaybePromise } from '../store/store.js';
 import type { Connection } from '../transport/types.js';
 import type { Authority } from './authority.js';
-import { isSealed, seal, unseal } from './cursor.js';
 import { verifyPassword } from './password.js';
 import { isReservedChannel, PathPattern } from './pattern.js';
 import { CATEGORY_BIT, type User } from './users.js';
@@ -48,30 +46,6 @@ function sleep(ms: number): Promise<void> {
     // unref: a pending penalty must not hold the process open at exit.
     setTimeout(resolve, ms).unref();
   });
-}
-
-interface ListArg {
-  readonly auth: ConnectionAuth;
-  readonly namespace: string;
-  readonly field: 'keys' | 'namespaces';
-}
-
-/** Module-level continuation for `andThen` (no closure per request). */
-function filterPage(page: unknown, arg: ListArg): unknown {
-  if (page instanceof Fail || typeof page !== 'object' || page === null) return page;
-  const p = page as { next: string | null } & Record<string, unknown>;
-  const names = p[arg.field] as string[];
-  const user = arg.auth.user;
-  const visible: string[] = [];
-  for (const name of names) {
-    const path = arg.namespace === '' ? name : `${arg.namespace}^${name}`;
-    const ok =
-      user !== null && (arg.field === 'keys' ? user.read.matches(path) : user.read.mayMatchBelow(path));
-    if (ok) visible.push(name);
-  }
-  let next = p.next;
-  if (next !== null && visible[visible.length - 1] !== next) next = seal(next);
-  return { [arg.field]: visible, next };
 }
 
 export class ConnectionAuth extends EventEmitter<ConnectionAuthEvents> {
@@ -213,19 +187,9 @@ export class ConnectionAuth extends EventEmitter<ConnectionAuthEvents> {
           `namespace ${quote(ns === '' ? '^' : ns)}: needs ${access.write ? 'write' : 'read'} permission on every key below it`,
         );
       }
-      case 'list': {
-        if (typeof r.after === 'string' && isSealed(r.after)) {
-          const name = unseal(r.after);
-          if (name === undefined) {
-            return new Fail(
-              'BAD_REQUEST',
-              'after: not a cursor this server issued (cursors do not survive a restart)',
-            );
-          }
-          r.after = name;
-        }
+      case 'list':
+        // The handler lists only what the user may read (visibleNames).
         return undefined;
-      }
     }
   }
 
@@ -237,13 +201,20 @@ export class ConnectionAuth extends EventEmitter<ConnectionAuthEvents> {
     return this.deny(command.name, `key ${quote(key)} (no ${write ? 'write' : 'read'} permission)`);
   }
 
-  /** Trims a listing to the names the user may read (see cursor.ts for `next`). */
-  filterResult(command: Command, req: Request, result: MaybePromise<unknown>): MaybePromise<unknown> {
-    const access = this.#authority.permissions[command.index]!.access;
-    if (access.kind !== 'list' || this.user === null) return result;
-    const ns = parseNamespace((req as { namespace?: string }).namespace);
-    if (typeof ns !== 'string') return result;
-    return andThen(result, filterPage, { auth: this, namespace: ns, field: access.field });
+  /**
+   * For KEYS / NAMESPACES in `namespace` (canonical): which names the user may see, or undefined
+   * when it may see them all (an open server, or read permission on the whole subtree).
+   */
+  visibleNames(namespace: string, field: 'keys' | 'namespaces'): ((name: string) => boolean) | undefined {
+    if (this.#open) return undefined;
+    const user = this.user;
+    // Unreachable through the dispatcher (NOAUTH first); a caller outside it sees nothing.
+    if (user === null) return () => false;
+    if (user.read.covers(new PathPattern(namespace === '' ? '>' : `${namespace}^>`))) return undefined;
+    const prefix = namespace === '' ? '' : `${namespace}^`;
+    return field === 'keys'
+      ? (name) => user.read.matches(prefix + name)
+      : (name) => user.read.mayMatchBelow(prefix + name);
   }
 
   // -------------------------------------------------------------- AUTH

@@ -49,7 +49,6 @@ export class Dispatcher {
     let result: unknown;
     try {
       result = (command.handler as (r: Request, c: CommandContext) => unknown)(req, ctx);
-      if (restricted) result = ctx.auth.filterResult(command, req, result);
     } catch (err) {
       return this.failure(req.id, err, command, ctx.log);
     }
