@@ -163,6 +163,8 @@ class Session implements ConnectionHandler {
   private ending = false;
   private endSent = false;
   private shuttingDown = false;
+  /** Reading was paused because an unauthenticated client queued too much behind its AUTH. */
+  private heldForAuth = false;
   private shutdownSent = false;
   private closed = false;
   private idleWaiters: (() => void)[] = [];
@@ -192,16 +194,12 @@ class Session implements ConnectionHandler {
     if (this.shuttingDown) return;
     this.framer.push(chunk);
     // Before AUTH, unread input is bounded too (it piles up only while an AUTH is being verified):
-    // an unauthenticated client must not make the server hold more than a few small lines.
+    // an unauthenticated client must not make the server hold more than a few small lines. Past
+    // that, reading stops (TCP backpressure, as while congested) until the AUTH is answered; the
+    // lines already read then run, allowed or NOAUTH, and reading resumes.
     if (!this.ctx.auth.authenticated && this.framer.bufferedBytes > 2 * this.lineLimit) {
-      this.ctx.log.info(
-        { bytes: this.framer.bufferedBytes },
-        'unauthenticated client sent too much; closing',
-      );
-      this.framer.reset();
-      this.closed = true;
-      this.conn.end(this.dispatcher.error(undefined, 'LINE_TOO_LONG', tooLongMessage(this.lineLimit, false)));
-      return;
+      this.heldForAuth = true;
+      this.conn.pauseInput();
     }
     // Spent its budget this turn: the input waits for the continuation (reading is paused, so
     // only what was already on its way lands here).
@@ -277,6 +275,10 @@ class Session implements ConnectionHandler {
       this.flush();
     } finally {
       this.pumping = false;
+    }
+    if (this.heldForAuth && !auth.busy && this.framer.bufferedBytes <= this.lineLimit) {
+      this.heldForAuth = false;
+      this.conn.resumeInput();
     }
     this.settle();
   }

@@ -98,13 +98,18 @@ describe('authentication', () => {
     expect(await c.request(big)).toEqual({ ok: true, result: big.value });
   });
 
-  it('closes an unauthenticated connection that floods input while its AUTH is verified', async () => {
+  it('holds back an unauthenticated flood behind its AUTH, then answers it in order', async () => {
     const c = await client(server);
-    c.send({ action: 'AUTH', user: 'app', password: 'wrong' });
-    // Many short lines: each under the limit, together far over what an unauthenticated client may park.
-    const line = `${JSON.stringify({ action: 'PING' })}\n`;
-    c.socket.write(line.repeat(Math.ceil((64 * 1024) / line.length)));
-    await c.waitClosed();
+    const failed = c.request({ action: 'AUTH', user: 'app', password: 'wrong' });
+    // Many short lines: each under the limit, together far over what an unauthenticated client may
+    // park. Reading pauses until the AUTH is answered; then each line runs (NOAUTH: it failed).
+    const line = `${JSON.stringify({ action: 'INFO' })}\n`;
+    const count = Math.ceil((64 * 1024) / line.length);
+    c.socket.write(line.repeat(count));
+    expect((await failed).error?.code).toBe('AUTH_FAILED');
+    const answers = await Promise.all(Array.from({ length: count }, () => c.next()));
+    expect(answers.every((a) => a.error?.code === 'NOAUTH')).toBe(true);
+    expect(c.closed).toBe(false);
   });
 
   it('answers unknown users and wrong passwords alike, slowed, and closes after the limit', async () => {

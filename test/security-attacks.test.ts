@@ -42,6 +42,8 @@ describe('parallel AUTH guesses from one address (issue 14.1)', () => {
     const guessers = await Promise.all(Array.from({ length: 39 }, () => client(server)));
     const last = await client(server);
     const witness = await client(server);
+    // Both accepted before the guessing starts (a blocked address is refused at accept).
+    for (const c of [last, witness]) expect(await c.request({ action: 'PING' })).toMatchObject({ ok: true });
     const answers = guessers.map((c) => c.request({ action: 'AUTH', user: 'app', password: 'wrong' }));
     // A round trip on another connection: the server has now read (and started) every guess above.
     expect(await witness.request({ action: 'PING' })).toMatchObject({ ok: true });
@@ -281,5 +283,25 @@ describe('KEYS and NAMESPACES paging around hidden names (issue 14.2)', () => {
         { ok: true, result: { keys: ['z'], next: null } },
       ]),
     );
+  });
+});
+
+describe('requests queued behind a pending AUTH (issue 14.7)', () => {
+  it('over twice the pre-auth line limit are read with backpressure, not refused as LINE_TOO_LONG', async () => {
+    const server = await start({
+      users: await users({ app: { password: 'app-pw', categories: ['all'], read: ['>'], write: ['>'] } }),
+    });
+    const c = await client(server);
+    // 200 KiB of short lines behind the AUTH: far over 2 x the 64 KiB pre-auth line limit.
+    const ping = `${JSON.stringify({ action: 'PING' })}\n`;
+    const count = Math.ceil((200 * 1024) / ping.length);
+    const auth = c.next();
+    c.socket.write(
+      `${JSON.stringify({ action: 'AUTH', user: 'app', password: 'app-pw' })}\n${ping.repeat(count)}`,
+    );
+    expect(await auth).toEqual({ ok: true, result: { user: 'app' } });
+    const answers = await Promise.all(Array.from({ length: count }, () => c.next()));
+    expect(answers.every((a) => a.ok === true && a.result === 'PONG')).toBe(true);
+    expect(c.closed).toBe(false);
   });
 });

@@ -60,6 +60,8 @@ const DEFAULT_HIGH_WATER_MARK = 64 * 1024;
  * neither reads nor closes for this long is gone.
  */
 const LINGER_MS = 10_000;
+/** At shutdown, a flushed connection whose client sent nothing for this long is closed. */
+const SHUTDOWN_QUIET_MS = 200;
 /** A rejected client gets this long to read its error line and close. */
 const REJECT_LINGER_MS = 2_000;
 
@@ -342,17 +344,18 @@ class SocketConnection implements Connection {
 
   /**
    * Shutdown's end: once everything written (the shutdown notice included) has left for the
-   * kernel ('finish'), close the socket instead of lingering for the peer's FIN, so an idle client
-   * that never hangs up cannot hold the process for the grace period. The kernel still delivers
-   * the queued bytes and the FIN already sent; only a client that does not read keeps its socket
-   * until the grace runs out.
+   * kernel ('finish'), the socket is closed after SHUTDOWN_QUIET_MS without input instead of the
+   * full linger for the peer's FIN, so an idle client that never hangs up cannot hold the process
+   * for the grace period. Not at once: closing with unread input makes the kernel answer with RST,
+   * and a peer receiving RST may drop replies it has not read yet; a client still sending keeps
+   * resetting the timer (the grace bounds it), as a client that does not read never finishes.
    */
   #closeWhenFlushed(): void {
     this.end();
     const socket = this.#socket;
     if (socket.destroyed) return;
-    if (socket.writableFinished) socket.destroy();
-    else socket.once('finish', () => socket.destroy());
+    if (socket.writableFinished) socket.setTimeout(SHUTDOWN_QUIET_MS);
+    else socket.once('finish', () => socket.setTimeout(SHUTDOWN_QUIET_MS));
   }
 
   #fault(err: unknown, during: string): void {
