@@ -1,7 +1,9 @@
 /**
  * Authentication and permissions over real sockets: every allow and deny path of docs/security.md.
  */
+import { readFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { defaultCommandTable } from '../src/commands/index.js';
 import { type AuthServer, LineClient, startAuthServer, users } from './auth-helpers.js';
 import { waitFor } from './helpers/net.js';
 
@@ -65,6 +67,22 @@ describe('authentication', () => {
       expect(answer.error?.code, req.action).toBe('NOAUTH');
       expect(answer.error?.message).toMatch(/AUTH/);
     }
+  });
+
+  // Issue 14.7: the server, the NOAUTH message and both documents name the same commands.
+  it('names in the NOAUTH message and the docs exactly the commands that run before AUTH', async () => {
+    const before = defaultCommandTable()
+      .list.filter((c) => c.noAuth)
+      .map((c) => c.name);
+    expect(before.sort()).toEqual(['AUTH', 'HELLO', 'PING']);
+    const c = await client(server);
+    const refused = await c.request({ action: 'HELP' });
+    expect(refused.error?.message).toContain('only PING, HELLO and AUTH run');
+    const protocol = readFileSync(new URL('../docs/protocol.md', import.meta.url), 'utf8');
+    const security = readFileSync(new URL('../docs/security.md', import.meta.url), 'utf8');
+    expect(protocol).toContain('only `PING`, `HELLO` and `AUTH` run');
+    expect(security).toContain('`PING`, `HELLO` and `AUTH` run');
+    expect(`${protocol}\n${security}`).not.toMatch(/`HELP` and `AUTH` run|HELP and AUTH run/);
   });
 
   it('binds the user on AUTH; HELLO then names it', async () => {
