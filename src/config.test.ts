@@ -10,6 +10,7 @@ describe('loadConfig', () => {
       port: 7171,
       idleTimeout: 300,
       maxConnections: 10000,
+      maxConnectionsPerAddress: 1000,
       shutdownGrace: 5,
       maxLineBytes: 1048576,
       maxDepth: 64,
@@ -27,6 +28,7 @@ describe('loadConfig', () => {
       authMaxFailures: 5,
       authMaxFailuresPerAddress: 20,
       authBlockSeconds: 60,
+      authTimeout: 10,
     });
     expect(Object.isFrozen(config)).toBe(true);
   });
@@ -149,6 +151,7 @@ describe('names derived from the schema', () => {
       ['--port', 'CARETKV_PORT'],
       ['--idle-timeout', 'CARETKV_IDLE_TIMEOUT'],
       ['--max-connections', 'CARETKV_MAX_CONNECTIONS'],
+      ['--max-connections-per-address', 'CARETKV_MAX_CONNECTIONS_PER_ADDRESS'],
       ['--shutdown-grace', 'CARETKV_SHUTDOWN_GRACE'],
       ['--max-line-bytes', 'CARETKV_MAX_LINE_BYTES'],
       ['--max-depth', 'CARETKV_MAX_DEPTH'],
@@ -166,6 +169,7 @@ describe('names derived from the schema', () => {
       ['--auth-max-failures', 'CARETKV_AUTH_MAX_FAILURES'],
       ['--auth-max-failures-per-address', 'CARETKV_AUTH_MAX_FAILURES_PER_ADDRESS'],
       ['--auth-block-seconds', 'CARETKV_AUTH_BLOCK_SECONDS'],
+      ['--auth-timeout', 'CARETKV_AUTH_TIMEOUT'],
       ['--tls-cert', 'CARETKV_TLS_CERT'],
       ['--tls-key', 'CARETKV_TLS_KEY'],
       ['--tls-ca', 'CARETKV_TLS_CA'],

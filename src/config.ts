@@ -44,6 +44,12 @@ export const ConfigSchema = Type.Object(
       default: 10000,
       description: 'connections over this get one error line and are closed',
     }),
+    maxConnectionsPerAddress: Type.Integer({
+      minimum: 0,
+      default: 1000,
+      description:
+        'connections from one non-loopback address over this get one error line and are closed (0 = no limit)',
+    }),
     shutdownGrace: Type.Number({
       minimum: 0,
       maximum: MAX_SECONDS,
@@ -128,6 +134,13 @@ export const ConfigSchema = Type.Object(
       maximum: MAX_SECONDS,
       default: 60,
       description: 'window for counting failures per address, and how long a refused address stays refused',
+    }),
+    authTimeout: Type.Number({
+      minimum: 0,
+      maximum: MAX_SECONDS,
+      default: 10,
+      description:
+        'seconds a connection may stay unauthenticated on a server with users before it is told and closed (0 = never)',
     }),
     tlsCert: Type.Optional(
       Type.String({ minLength: 1, description: 'PEM certificate (chain) file: serve TLS (with --tls-key)' }),
@@ -218,6 +231,7 @@ const SECONDS_KEYS: readonly ConfigKey[] = [
   'shutdownGrace',
   'authFailureDelay',
   'authBlockSeconds',
+  'authTimeout',
 ];
 
 /** "must be an integer between 0 and 65535": one message per setting, whatever rule it broke. */

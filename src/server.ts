@@ -1,5 +1,5 @@
 import type { TlsOptions } from 'node:tls';
-import { isLoopbackHost } from './auth/address.js';
+import { isLoopback, isLoopbackHost } from './auth/address.js';
 import { Authority } from './auth/authority.js';
 import { tlsOptions } from './auth/tls.js';
 import type { ReloadSummary } from './commands/table.js';
@@ -12,6 +12,7 @@ import type { PubSub } from './pubsub/local.js';
 import { createProtocolHandler, type ProtocolHandlerFactory } from './session.js';
 import { MemoryStore } from './store/memory.js';
 import type { Store } from './store/store.js';
+import { AddressLimit } from './transport/address-limit.js';
 import {
   type ListenAddress,
   type ShutdownSummary,
@@ -67,6 +68,14 @@ export interface CaretServer {
 const TOO_MANY_CONNECTIONS_LINE = `${JSON.stringify({
   ok: false,
   error: { code: 'TOO_MANY_CONNECTIONS', message: ERRORS.TOO_MANY_CONNECTIONS },
+})}\n`;
+const TOO_MANY_FROM_ADDRESS_LINE = `${JSON.stringify({
+  ok: false,
+  error: {
+    code: 'TOO_MANY_CONNECTIONS',
+    message:
+      'This address has as many connections open as one address may (--max-connections-per-address): close one, or raise the limit.',
+  },
 })}\n`;
 
 /** Settings a reload applies to the running server; any other change waits for a restart. */
@@ -132,6 +141,7 @@ export function createServer(config: Config, options: ServerOptions = {}): Caret
           authMaxFailures: config.authMaxFailures,
           authMaxFailuresPerAddress: config.authMaxFailuresPerAddress,
           authBlockSeconds: config.authBlockSeconds,
+          authTimeout: config.authTimeout,
         }),
       ...(options.reloadConfig && { reload: () => reload() }),
     });
@@ -139,6 +149,8 @@ export function createServer(config: Config, options: ServerOptions = {}): Caret
     handler = protocol;
   }
 
+  // Loopback is exempt: a local proxy or load generator speaks for many clients.
+  const perAddress = new AddressLimit(config.maxConnectionsPerAddress, isLoopback);
   const secure = tlsOptions(config);
   const transportFor = (port: number, tls: TlsOptions | undefined): Transport => {
     try {
@@ -151,6 +163,8 @@ export function createServer(config: Config, options: ServerOptions = {}): Caret
         handler,
         logger,
         rejectMessage: TOO_MANY_CONNECTIONS_LINE,
+        perAddress,
+        perAddressRejectMessage: TOO_MANY_FROM_ADDRESS_LINE,
         ...(tls && { tls }),
       });
     } catch (err) {

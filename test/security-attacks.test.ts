@@ -25,6 +25,10 @@ async function start(
   servers.push(s);
   return s;
 }
+const external = Object.values(networkInterfaces())
+  .flat()
+  .find((i) => i !== undefined && i.family === 'IPv4' && !i.internal)?.address;
+
 afterEach(async () => {
   for (const c of open.splice(0)) c.destroy();
   await Promise.all(servers.splice(0).map((s) => s.close()));
@@ -115,10 +119,6 @@ describe('removing the last user by reload (issue 14.5)', () => {
     expect(await c.request({ action: 'HELLO' })).toMatchObject({ ok: true, result: { user: null } });
   });
 });
-
-const external = Object.values(networkInterfaces())
-  .flat()
-  .find((i) => i !== undefined && i.family === 'IPv4' && !i.internal)?.address;
 
 describe.runIf(external !== undefined)(
   `protected mode after a reload removes every user (issue 14.6, peer ${external ?? 'none'})`,
@@ -304,4 +304,55 @@ describe('requests queued behind a pending AUTH (issue 14.7)', () => {
     expect(answers.every((a) => a.ok === true && a.result === 'PONG')).toBe(true);
     expect(c.closed).toBe(false);
   });
+});
+
+describe('unauthenticated connections holding slots (issue 14.7)', () => {
+  it('closes a connection that does not authenticate within --auth-timeout, telling it why', async () => {
+    const server = await start(
+      { users: await users({ app: { password: 'app-pw', categories: ['read'], read: ['>'] } }) },
+      { authTimeout: '0.3' },
+    );
+    const idle = await client(server);
+    const authed = await client(server);
+    expect((await authed.request({ action: 'AUTH', user: 'app', password: 'app-pw' })).ok).toBe(true);
+    // PING runs before AUTH but does not stop the clock.
+    expect((await idle.request({ action: 'PING' })).ok).toBe(true);
+    const told = await idle.next();
+    expect(told.error?.code).toBe('AUTH_TIMEOUT');
+    expect(told.error?.message).toMatch(/--auth-timeout/);
+    await idle.waitClosed();
+    // Connected at the same time, but authenticated: not affected.
+    expect(await authed.request({ action: 'PING' })).toMatchObject({ ok: true });
+  });
+
+  it.runIf(external !== undefined)(
+    `refuses connections from one address over --max-connections-per-address (peer ${external ?? 'none'}); loopback is exempt`,
+    async () => {
+      const server = await start(
+        { users: await users({ app: { password: 'app-pw', categories: ['read'], read: ['>'] } }) },
+        { host: '0.0.0.0', maxConnectionsPerAddress: '2' },
+      );
+      const first = await client(server, external!);
+      const second = await client(server, external!);
+      for (const c of [first, second])
+        expect(await c.request({ action: 'PING' })).toMatchObject({ ok: true });
+      const third = await client(server, external!);
+      const refused = await third.next();
+      expect(refused.error?.code).toBe('TOO_MANY_CONNECTIONS');
+      expect(refused.error?.message).toMatch(/--max-connections-per-address/);
+      await third.waitClosed();
+      // A slot freed is usable again; loopback clients never count.
+      first.destroy();
+      await waitFor(
+        async () => {
+          const again = await client(server, external!);
+          const answer = await again.request({ action: 'PING' });
+          return answer.ok === true;
+        },
+        { message: 'the freed slot' },
+      );
+      const locals = await Promise.all([1, 2, 3, 4].map(() => client(server)));
+      for (const c of locals) expect(await c.request({ action: 'PING' })).toMatchObject({ ok: true });
+    },
+  );
 });

@@ -6,6 +6,7 @@
 import { type Logger, pino } from 'pino';
 import type { CommandTable } from '../commands/table.js';
 import { LogLimiter } from '../log.js';
+import { ERRORS } from '../protocol/errors.js';
 import type { Connection } from '../transport/types.js';
 import { isLoopback, normalizeAddress } from './address.js';
 import { ConnectionAuth } from './connection.js';
@@ -26,6 +27,8 @@ export interface AuthorityOptions {
   authMaxFailures: number;
   authMaxFailuresPerAddress: number;
   authBlockSeconds: number;
+  /** Seconds a connection may stay unauthenticated (when AUTH is required); 0 = no limit. */
+  authTimeout?: number;
   now?: () => number;
 }
 
@@ -49,7 +52,7 @@ export interface AuthStats {
   refusedConnections: number;
 }
 
-function line(code: 'PROTECTED_MODE' | 'RATE_LIMITED', message: string): string {
+function line(code: 'PROTECTED_MODE' | 'RATE_LIMITED' | 'AUTH_TIMEOUT', message: string): string {
   return `${JSON.stringify({ ok: false, error: { code, message } })}\n`;
 }
 
@@ -60,6 +63,8 @@ const PROTECTED_LINE = line(
     'bind to 127.0.0.1 with --host, or, if every client that can reach this port is trusted, start with --protected-mode no.',
 );
 
+const AUTH_TIMEOUT_LINE = line('AUTH_TIMEOUT', ERRORS.AUTH_TIMEOUT);
+
 export class Authority {
   readonly permissions: readonly CommandPermission[];
   readonly stats: AuthStats = { authSuccesses: 0, authFailures: 0, refusedConnections: 0 };
@@ -68,6 +73,8 @@ export class Authority {
   readonly maxLineBytes: number;
   readonly preAuthMaxLineBytes: number;
   readonly authMaxFailures: number;
+  /** Milliseconds a connection may stay unauthenticated; 0 = no limit. */
+  readonly authTimeoutMs: number;
   #users: ReadonlyMap<string, User>;
   #protectedMode: boolean;
   #authFailureDelayMs: number;
@@ -84,6 +91,7 @@ export class Authority {
     this.maxLineBytes = options.maxLineBytes;
     this.preAuthMaxLineBytes = Math.min(options.preAuthMaxLineBytes, options.maxLineBytes);
     this.authMaxFailures = options.authMaxFailures;
+    this.authTimeoutMs = Math.round((options.authTimeout ?? 0) * 1000);
     this.#users = compileUsers(options.users);
     this.#protectedMode = options.protectedMode;
     this.#authFailureDelayMs = Math.round(options.authFailureDelay * 1000);
@@ -140,6 +148,11 @@ export class Authority {
   /** Whether protected mode refuses a client at this address now (no users, not loopback). */
   protects(remoteAddress: string): boolean {
     return this.#protectedMode && this.#users.size === 0 && !isLoopback(remoteAddress);
+  }
+
+  /** The line a connection that did not authenticate in time gets before it is closed. */
+  get authTimeoutLine(): string {
+    return AUTH_TIMEOUT_LINE;
   }
 
   /** The line a client refused by protected mode gets before it is closed. */

@@ -64,6 +64,10 @@ export class ConnectionAuth extends EventEmitter<ConnectionAuthEvents> {
   readonly #log: Logger;
   #open: boolean;
   #disposed = false;
+  /** Closes the connection if it has not authenticated by then (`--auth-timeout`). */
+  #authTimer: NodeJS.Timeout | undefined = undefined;
+  /** The timer fired while an AUTH was being verified: its outcome decides. */
+  #timedOut = false;
 
   constructor(authority: Authority, conn: Connection | undefined) {
     super();
@@ -73,6 +77,36 @@ export class ConnectionAuth extends EventEmitter<ConnectionAuthEvents> {
     this.#open = !authority.required;
     this.restricted = !this.#open;
     this.lineLimit = this.#open ? authority.maxLineBytes : authority.preAuthMaxLineBytes;
+    if (!this.#open) this.#armTimeout();
+  }
+
+  #armTimeout(): void {
+    const ms = this.#authority.authTimeoutMs;
+    if (ms === 0 || this.#conn === undefined || this.#authTimer !== undefined) return;
+    this.#authTimer = setTimeout(this.#onAuthTimeout, ms);
+    // A connection that is gone must not keep the process alive for its timer.
+    this.#authTimer.unref();
+  }
+
+  #disarmTimeout(): void {
+    if (this.#authTimer !== undefined) clearTimeout(this.#authTimer);
+    this.#authTimer = undefined;
+    this.#timedOut = false;
+  }
+
+  readonly #onAuthTimeout = (): void => {
+    this.#authTimer = undefined;
+    if (this.authenticated || this.#disposed) return;
+    if (this.busy) {
+      this.#timedOut = true;
+      return;
+    }
+    this.#closeForTimeout();
+  };
+
+  #closeForTimeout(): void {
+    this.#log.info({ remoteAddress: this.#conn?.remoteAddress }, 'no AUTH in time; closing');
+    this.#conn?.end(this.#authority.authTimeoutLine);
   }
 
   /** Whether the server requires AUTH at all. */
@@ -287,10 +321,12 @@ export class ConnectionAuth extends EventEmitter<ConnectionAuthEvents> {
       // verifyPassword threw (a malformed stored hash): the attempt must not stay in flight.
       if (!ended) authority.endAttempt(address, false);
       this.busy = false;
+      if (this.#timedOut && !this.authenticated) setImmediate(() => this.#closeForTimeout());
     }
   }
 
   #bind(user: User): void {
+    this.#disarmTimeout();
     this.user = user;
     this.restricted = !user.unrestricted;
     this.lineLimit = this.#authority.maxLineBytes;
@@ -300,6 +336,7 @@ export class ConnectionAuth extends EventEmitter<ConnectionAuthEvents> {
     this.user = null;
     this.restricted = true;
     this.lineLimit = this.#authority.preAuthMaxLineBytes;
+    this.#armTimeout();
   }
 
   #closeSoon(): void {
@@ -320,6 +357,7 @@ export class ConnectionAuth extends EventEmitter<ConnectionAuthEvents> {
     this.#open = !authority.required;
     const before = this.user;
     if (this.#open) {
+      this.#disarmTimeout();
       this.user = null;
       this.restricted = false;
       this.lineLimit = authority.maxLineBytes;
@@ -369,6 +407,7 @@ export class ConnectionAuth extends EventEmitter<ConnectionAuthEvents> {
   dispose(): void {
     if (this.#disposed) return;
     this.#disposed = true;
+    this.#disarmTimeout();
     this.#authority.detach(this);
     this.removeAllListeners();
   }

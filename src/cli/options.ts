@@ -10,6 +10,7 @@ const VALUE_NAMES: Partial<Record<ConfigKey, string>> = {
   protectedMode: 'yes|no',
   authFailureDelay: 'seconds',
   authBlockSeconds: 'seconds',
+  authTimeout: 'seconds',
   tlsCert: 'file',
   tlsKey: 'file',
   tlsCa: 'file',

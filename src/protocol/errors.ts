@@ -20,6 +20,8 @@ export const ERRORS = {
     'The server is at its connection limit and closed this connection. Retry later, or raise --max-connections.',
   NOAUTH:
     'The server requires authentication: send {"action":"AUTH","user":...,"password":...} first. Until then only PING, HELLO and AUTH run.',
+  AUTH_TIMEOUT:
+    'No successful AUTH within --auth-timeout seconds of connecting: the connection is closed. Reconnect and send AUTH first.',
   AUTH_FAILED:
     'Unknown user or wrong password (the two are indistinguishable on purpose). Failures are slowed, and repeated ones close the connection and refuse the address for a while.',
   NOPERM:

@@ -2,6 +2,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
 import { LogLimiter } from '../log.js';
+import type { AddressLimit } from './address-limit.js';
 import type { Connection, ConnectionHandler, HandlerFactory } from './types.js';
 
 export interface TransportOptions {
@@ -18,6 +19,10 @@ export interface TransportOptions {
   highWaterMark?: number;
   /** The one line a connection over the limit receives before it is closed. */
   rejectMessage?: string | Uint8Array;
+  /** Connections per client address, shared with the server's other listeners. */
+  perAddress?: AddressLimit;
+  /** The one line a connection over `perAddress`'s limit receives before it is closed. */
+  perAddressRejectMessage?: string | Uint8Array;
   /**
    * Serve TLS: certificate, key and, for mutual TLS, `ca` + `requestCert` + `rejectUnauthorized`.
    * Connections reach the handler only after the handshake succeeded.
@@ -129,6 +134,8 @@ class SocketConnection implements Connection {
   readonly remotePort: number;
   readonly log: Logger;
   idleExempt = false;
+  /** The per-address slot this connection holds (AddressLimit), released when it closes. */
+  addressKey: string | undefined = undefined;
 
   readonly #socket: net.Socket;
   readonly #released: (conn: SocketConnection) => void;
@@ -608,10 +615,20 @@ export class Transport {
       return;
     }
     if (this.#connections.size >= this.#options.maxConnections) {
-      this.#reject(socket);
+      this.#reject(socket, this.#rejectMessage, 'connection limit reached; rejecting connection');
+      return;
+    }
+    const addressKey = this.#options.perAddress?.acquire(socket.remoteAddress);
+    if (addressKey === false) {
+      this.#reject(
+        socket,
+        this.#options.perAddressRejectMessage ?? this.#rejectMessage,
+        'per-address connection limit reached; rejecting connection',
+      );
       return;
     }
     const conn = new SocketConnection(socket, this.#log, this.#release, this.#flusher);
+    conn.addressKey = addressKey;
     this.#connections.add(conn);
     this.#connectionsTotal++;
     conn.log.debug({ remoteAddress: conn.remoteAddress, remotePort: conn.remotePort }, 'connection opened');
@@ -620,23 +637,20 @@ export class Transport {
 
   readonly #release = (conn: SocketConnection): void => {
     this.#connections.delete(conn);
+    if (conn.addressKey !== undefined) this.#options.perAddress?.release(conn.addressKey);
     this.#bytesIn += conn.bytesIn;
     this.#bytesOut += conn.bytesOut;
   };
 
-  #reject(socket: net.Socket): void {
+  #reject(socket: net.Socket, message: string | Uint8Array, why: string): void {
     this.#connectionsRejected++;
-    this.#rejectLog.log(
-      'warn',
-      { remoteAddress: socket.remoteAddress, maxConnections: this.#options.maxConnections },
-      'connection limit reached; rejecting connection',
-    );
+    this.#rejectLog.log('warn', { remoteAddress: socket.remoteAddress }, why);
     this.#rejected.add(socket);
     socket.on('error', ignoreError);
     socket.once('close', () => this.#rejected.delete(socket));
     // Drain the client's input so closing cannot turn into an RST that eats the error line.
     socket.resume();
     socket.setTimeout(REJECT_LINGER_MS, destroySocket);
-    socket.end(this.#rejectMessage);
+    socket.end(message);
   }
 }

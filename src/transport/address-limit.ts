@@ -1,0 +1,40 @@
+/**
+ * Connections per client address, shared by every listener of a server (plain and TLS), so one
+ * host cannot take every slot of `--max-connections` and lock everyone else out. Which addresses
+ * are exempt (loopback, by default) is the composition root's policy, passed in.
+ */
+export class AddressLimit {
+  readonly #counts = new Map<string, number>();
+
+  constructor(
+    /** Most connections from one address; 0 = no limit. */
+    readonly max: number,
+    readonly exempt: (address: string) => boolean = () => false,
+  ) {}
+
+  /**
+   * Counts a new connection from `address`: its key (pass it to `release`), undefined when the
+   * address is not counted, or false when it is at the limit (the connection must be refused).
+   */
+  acquire(address: string | undefined): string | undefined | false {
+    if (this.max === 0 || address === undefined || this.exempt(address)) return undefined;
+    // An IPv4 client on a dual-stack socket shows as ::ffff:a.b.c.d: one address either way.
+    const key = address.startsWith('::ffff:') ? address.slice(7) : address;
+    const count = this.#counts.get(key) ?? 0;
+    if (count >= this.max) return false;
+    this.#counts.set(key, count + 1);
+    return key;
+  }
+
+  release(key: string): void {
+    const count = this.#counts.get(key);
+    if (count === undefined) return;
+    if (count <= 1) this.#counts.delete(key);
+    else this.#counts.set(key, count - 1);
+  }
+
+  /** Addresses with at least one counted connection. */
+  get addresses(): number {
+    return this.#counts.size;
+  }
+}
