@@ -1,22 +1,23 @@
 /**
  * What each command needs, derived from the command table once at start (never a second list of
- * commands): its category from its flags, and which request fields name keys from its schema.
+ * commands): its category from its flags, and the keys it touches from its key spec (the `keys`
+ * every command definition must declare; see KeySpec in src/commands/table.ts).
  *
  *   flags                 category     (a user needs it to run the command)
- *   noAuth                none         PING, HELLO, AUTH, HELP: allowed even before AUTH
+ *   noAuth                none         PING, HELLO, AUTH: allowed even before AUTH
  *   pubsub                pubsub       channel/key-pattern checks are the command's own (ctx.auth hooks)
  *   admin + write         namespace    DROP
  *   admin                 admin        INFO, CONFIG
  *   write                 write
  *   readonly              read
- *   (none of these)       none         ECHO: any authenticated user
+ *   (none of these)       none         ECHO, HELP: any authenticated user
  *
- *   schema fields         keys checked (read for `readonly`, write for `write` commands)
- *   key (+ namespace)     that key
- *   keys (+ namespace)    every key (MGET)
- *   entries (+ namespace) every entry's key (MSET)
- *   namespace only        result has `keys`/`namespaces`: listing, filtered to what the user may read
- *                         otherwise: the whole subtree (`ns^>`) must be allowed (COUNT, DROP)
+ *   key spec              keys checked (with the spec's read or write access)
+ *   key                   that key, relative to `namespace`
+ *   keys / entries        every key of `keys` (MGET) / `entries` (MSET), relative to `namespace`
+ *   subtree               every key below `namespace` (`ns^>` must be allowed: COUNT, DROP)
+ *   list                  none up front; the handler lists only what the user may read
+ *   none / patterns       none (pub/sub checks its patterns itself)
  */
 import type { Command, CommandTable } from '../commands/table.js';
 import { CATEGORY_BIT } from './users.js';
@@ -45,21 +46,17 @@ export function categoryOf(command: Command): keyof typeof CATEGORY_BIT | null {
   return null;
 }
 
-function accessOf(command: Command, category: string | null): Access {
-  // Only data commands name keys in their fields; pub/sub's `keys` are patterns it checks itself.
-  if (category !== 'read' && category !== 'write' && category !== 'namespace') return NONE;
-  const write = category !== 'read';
-  const fields = (command.schema.request as { properties?: Record<string, unknown> }).properties ?? {};
-  if ('key' in fields) return { kind: 'key', write };
-  if ('keys' in fields) return { kind: 'keys', write };
-  if ('entries' in fields) return { kind: 'entries', write };
-  if ('namespace' in fields) {
-    const result = (command.schema.result as { properties?: Record<string, unknown> }).properties ?? {};
-    if (!write && 'keys' in result) return { kind: 'list', field: 'keys' };
-    if (!write && 'namespaces' in result) return { kind: 'list', field: 'namespaces' };
-    return { kind: 'subtree', write };
+function accessOf(command: Command): Access {
+  const spec = command.keys;
+  switch (spec.kind) {
+    case 'none':
+    case 'patterns':
+      return NONE;
+    case 'list':
+      return { kind: 'list', field: spec.field };
+    default:
+      return { kind: spec.kind, write: spec.access === 'write' };
   }
-  return NONE;
 }
 
 /** One entry per command, indexed by `Command.index`. */
@@ -71,7 +68,7 @@ export function commandPermissions(table: CommandTable): CommandPermission[] {
     out[command.index] = {
       category: category === null ? 0 : CATEGORY_BIT[category],
       categoryName: category ?? 'none',
-      access: accessOf(command, category),
+      access: accessOf(command),
       noAuth: command.noAuth,
     };
   }

@@ -25,13 +25,15 @@ const reloaded = (summary: ReloadSummary): ReloadSummary => summary;
 export const authCommands = [
   defineCommand('AUTH', {
     flags: ['noAuth'],
+    keys: { kind: 'none' },
     handler: (req, ctx) => ctx.auth.authenticate(req.user, req.password),
   }),
 
-  defineCommand('HELLO', { flags: ['noAuth'], handler: (_req, ctx) => hello(ctx) }),
+  defineCommand('HELLO', { flags: ['noAuth'], keys: { kind: 'none' }, handler: (_req, ctx) => hello(ctx) }),
 
   defineCommand('CONFIG', {
     flags: ['admin'],
+    keys: { kind: 'none' },
     handler(_req, ctx) {
       // `op` is RELOAD, the only operation the schema admits so far.
       const reload = ctx.server.reload;

@@ -7,5 +7,5 @@ import { serverCommands } from './server.js';
 import { buildTable, type CommandTable } from './table.js';
 
 export function defaultCommandTable(): CommandTable {
-  return buildTable([serverCommands, keyCommands, namespaceCommands, pubsubCommands(), authCommands]);
+  return buildTable([serverCommands, keyCommands, namespaceCommands, pubsubCommands, authCommands]);
 }

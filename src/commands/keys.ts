@@ -32,6 +32,7 @@ function mgetObject(values: readonly (JsonText | undefined)[], sent: readonly st
 export const keyCommands = [
   defineCommand('SET', {
     flags: ['write'],
+    keys: { kind: 'key', access: 'write' },
     handler(req, ctx) {
       const key = keyArg(req);
       if (req.ifAbsent === true && req.ifPresent === true) {
@@ -46,33 +47,39 @@ export const keyCommands = [
 
   defineCommand('GET', {
     flags: ['readonly'],
+    keys: { kind: 'key', access: 'read' },
     rawJson: true,
     handler: (req, ctx) => andThen(ctx.store.get(keyArg(req)), valueOrNotFound),
   }),
 
   defineCommand('DEL', {
     flags: ['write'],
+    keys: { kind: 'key', access: 'write' },
     handler: (req, ctx) => andThen(ctx.store.del(keyArg(req)), trueOrNotFound),
   }),
 
   defineCommand('EXISTS', {
     flags: ['readonly'],
+    keys: { kind: 'key', access: 'read' },
     handler: (req, ctx) => ctx.store.exists(keyArg(req)),
   }),
 
   defineCommand('INCR', {
     flags: ['write'],
+    keys: { kind: 'key', access: 'write' },
     handler: (req, ctx) => ctx.store.incr(keyArg(req), req.by ?? 1),
   }),
 
   defineCommand('CAS', {
     flags: ['write'],
+    keys: { kind: 'key', access: 'write' },
     handler: (req, ctx) =>
       ctx.store.cas(keyArg(req), JSON.stringify(req.expected), JSON.stringify(req.value)),
   }),
 
   defineCommand('MGET', {
     flags: ['readonly'],
+    keys: { kind: 'keys', access: 'read' },
     rawJson: true,
     handler(req, ctx) {
       const keys = new Array<string>(req.keys.length);
@@ -83,6 +90,7 @@ export const keyCommands = [
 
   defineCommand('MSET', {
     flags: ['write'],
+    keys: { kind: 'entries', access: 'write' },
     handler(req, ctx) {
       // Every key is checked before anything is written: all or none.
       const entries: [string, JsonText][] = [];
@@ -95,16 +103,19 @@ export const keyCommands = [
 
   defineCommand('EXPIRE', {
     flags: ['write'],
+    keys: { kind: 'key', access: 'write' },
     handler: (req, ctx) => andThen(ctx.store.expire(keyArg(req), req.ttl), trueOrNotFound),
   }),
 
   defineCommand('TTL', {
     flags: ['readonly'],
+    keys: { kind: 'key', access: 'read' },
     handler: (req, ctx) => andThen(ctx.store.ttl(keyArg(req)), ttlOrNotFound),
   }),
 
   defineCommand('PERSIST', {
     flags: ['write'],
+    keys: { kind: 'key', access: 'write' },
     handler: (req, ctx) => ctx.store.persist(keyArg(req)),
   }),
 ];

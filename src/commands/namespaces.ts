@@ -15,6 +15,7 @@ const namespacesPage = (page: Page) => ({ namespaces: page.names, next: page.nex
 export const namespaceCommands = [
   defineCommand('KEYS', {
     flags: ['readonly'],
+    keys: { kind: 'list', field: 'keys' },
     handler: (req, ctx) => {
       const ns = namespaceArg(req);
       const visible = ctx.auth.visibleNames(ns, 'keys');
@@ -28,6 +29,7 @@ export const namespaceCommands = [
 
   defineCommand('NAMESPACES', {
     flags: ['readonly'],
+    keys: { kind: 'list', field: 'namespaces' },
     handler: (req, ctx) => {
       const ns = namespaceArg(req);
       const visible = ctx.auth.visibleNames(ns, 'namespaces');
@@ -41,11 +43,13 @@ export const namespaceCommands = [
 
   defineCommand('COUNT', {
     flags: ['readonly'],
+    keys: { kind: 'subtree', access: 'read' },
     handler: (req, ctx) => ctx.store.count(namespaceArg(req)),
   }),
 
   defineCommand('DROP', {
     flags: ['write', 'admin'],
+    keys: { kind: 'subtree', access: 'write' },
     handler: (req, ctx) => ctx.store.drop(dropNamespaceArg(req)),
   }),
 ];

@@ -3,7 +3,7 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { Broker } from '../pubsub/broker.js';
 import type { Connection } from '../transport/types.js';
-import { type PubsubContext, pubsubHandlers } from './pubsub.js';
+import { pubsubHandlers } from './pubsub.js';
 import { type CommandContext, Fail } from './table.js';
 
 function fakeConn(id: number): Connection & { lines: string[] } {
@@ -51,8 +51,8 @@ function context(
   conn: Connection | undefined,
   broker: Broker | undefined,
   auth = new FakeAuth(),
-): PubsubContext {
-  return { conn, broker, auth, log: pino({ enabled: false }) } as unknown as PubsubContext;
+): CommandContext {
+  return { conn, broker, auth, log: pino({ enabled: false }) } as unknown as CommandContext;
 }
 
 describe('pub/sub command handlers', () => {

@@ -5,25 +5,14 @@
  * refusals, which come back as values and leave here as `Fail`s. `from` is never read from the
  * request: the broker stamps the connection's identity (its user, or its id on an open server).
  */
-import type { Static, TUnsafe } from '@sinclair/typebox';
 import type { ConnectionAuth, PermissionsChange } from '../auth/connection.js';
 import type { ErrorCode } from '../protocol/errors.js';
-import type { pubsubActions } from '../protocol/pubsub-schema.js';
-import { ACTIONS, type ActionSpec } from '../protocol/schema.js';
+import type { RequestOf } from '../protocol/schema.js';
 import { type Broker, PubSubRefusal, type RemoteSubscriber } from '../pubsub/index.js';
 import { quote } from '../quote.js';
-import type { AnyCommandDef, CommandContext, CommandFlag, Handler } from './table.js';
-import { Fail } from './table.js';
+import { type CommandContext, defineCommand, Fail, type Handler } from './table.js';
 
-/** schema.ts's `Id` field is a `TUnsafe<string | number>`. */
-type PubsubActions = ReturnType<typeof pubsubActions<TUnsafe<string | number>>>;
-type PubsubName = keyof PubsubActions;
-type PubsubRequest<A extends PubsubName> = Static<PubsubActions[A]['request']>;
-
-/** What these commands need beyond the base context: the broker (one per server). */
-export interface PubsubContext extends CommandContext {
-  readonly broker?: Broker;
-}
+type PubsubName = 'SUBSCRIBE' | 'UNSUBSCRIBE' | 'PUBLISH' | 'OBSERVE' | 'UNOBSERVE';
 
 const NO_BROKER = new Fail('INTERNAL', 'pub/sub is not enabled on this server');
 const NO_CONNECTION = new Fail('BAD_REQUEST', 'pub/sub actions need a client connection');
@@ -45,7 +34,7 @@ const attached = new WeakSet<RemoteSubscriber>();
  * none. On a connection's first pub/sub command its subscriber is tied to its auth (below).
  */
 function remoteOf(ctx: CommandContext): { broker: Broker; remote: RemoteSubscriber } | Fail {
-  const broker = (ctx as PubsubContext).broker;
+  const broker = ctx.broker;
   if (broker === undefined) return NO_BROKER;
   if (ctx.conn === undefined) return NO_CONNECTION;
   const remote = broker.remote(ctx.conn);
@@ -93,7 +82,7 @@ function revocationReason(change: PermissionsChange): string {
   }
 }
 
-export const pubsubHandlers: { [A in PubsubName]: Handler<PubsubRequest<A>> } = {
+export const pubsubHandlers: { [A in PubsubName]: Handler<RequestOf<A>> } = {
   SUBSCRIBE(req, ctx) {
     const at = remoteOf(ctx);
     return at instanceof Fail ? at : result(at.broker.subscribe(at.remote, req.channels));
@@ -122,31 +111,13 @@ export const pubsubHandlers: { [A in PubsubName]: Handler<PubsubRequest<A>> } = 
   },
 };
 
-const FLAGS: readonly CommandFlag[] = ['pubsub'];
+// Patterns and channels are checked by the broker through ctx.auth's hooks, not as key specs.
+const PATTERNS = { kind: 'patterns' } as const;
 
-/**
- * The family for `buildTable`. A function, not a constant like the other families, only while
- * ACTIONS (schema.ts) does not list these actions yet: it looks their specs up when called and
- * says what is missing. Once ACTIONS spreads `pubsubActions(...)`, each entry can become
- * `defineCommand('SUBSCRIBE', { flags: ['pubsub'], handler: pubsubHandlers.SUBSCRIBE })`.
- */
-export function pubsubCommands(): AnyCommandDef[] {
-  const actions = ACTIONS as Readonly<Record<string, ActionSpec>>;
-  return (Object.keys(pubsubHandlers) as PubsubName[]).map((name) => {
-    const spec = actions[name];
-    if (spec === undefined) {
-      throw new Error(
-        `action ${name} is not in ACTIONS: spread pubsubActions() (protocol/pubsub-schema.ts) into it`,
-      );
-    }
-    // The table erases request types anyway (Command.handler is Handler<never>).
-    return {
-      name,
-      summary: spec.summary,
-      flags: FLAGS,
-      schema: spec,
-      rawJson: false,
-      handler: pubsubHandlers[name],
-    } as unknown as AnyCommandDef;
-  });
-}
+export const pubsubCommands = [
+  defineCommand('SUBSCRIBE', { flags: ['pubsub'], keys: PATTERNS, handler: pubsubHandlers.SUBSCRIBE }),
+  defineCommand('UNSUBSCRIBE', { flags: ['pubsub'], keys: PATTERNS, handler: pubsubHandlers.UNSUBSCRIBE }),
+  defineCommand('PUBLISH', { flags: ['pubsub'], keys: PATTERNS, handler: pubsubHandlers.PUBLISH }),
+  defineCommand('OBSERVE', { flags: ['pubsub'], keys: PATTERNS, handler: pubsubHandlers.OBSERVE }),
+  defineCommand('UNOBSERVE', { flags: ['pubsub'], keys: PATTERNS, handler: pubsubHandlers.UNOBSERVE }),
+];

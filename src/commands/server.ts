@@ -69,15 +69,16 @@ function info(ctx: CommandContext): ResultOf<'INFO'> {
 }
 
 export const serverCommands = [
-  defineCommand('PING', { flags: ['noAuth'], rawJson: true, handler: () => PONG }),
+  defineCommand('PING', { flags: ['noAuth'], keys: { kind: 'none' }, rawJson: true, handler: () => PONG }),
 
-  defineCommand('ECHO', { flags: [], handler: (req) => req.value }),
+  defineCommand('ECHO', { flags: [], keys: { kind: 'none' }, handler: (req) => req.value }),
 
-  defineCommand('INFO', { flags: ['admin'], handler: (_req, ctx) => info(ctx) }),
+  defineCommand('INFO', { flags: ['admin'], keys: { kind: 'none' }, handler: (_req, ctx) => info(ctx) }),
 
   defineCommand('HELP', {
     // Not before AUTH: an unauthenticated client learns only what HELLO tells it.
     flags: [],
+    keys: { kind: 'none' },
     handler: (_req, ctx) =>
       ctx.server.table.list.map((command) => ({ action: command.name, summary: command.summary })),
   }),

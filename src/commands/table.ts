@@ -88,10 +88,48 @@ export class Fail {
  */
 export type Handler<Req> = (req: Req, ctx: CommandContext) => MaybePromise<unknown>;
 
+/** How a command touches a key: reading it, or writing (creating, changing, removing) it. */
+export type KeyAccess = 'read' | 'write';
+
+/**
+ * Which keys a command touches, named explicitly in its definition (as Valkey's key specs do),
+ * never inferred from field names: permissions (src/auth/permissions.ts) check exactly these, and
+ * src/commands/keyspec.test.ts runs every command against a recording store to prove the handler
+ * touches nothing else. Each variant is allowed only for requests that have its field.
+ *
+ *   none      touches no key (PING, INFO, AUTH...)
+ *   key       `key`, relative to `namespace`
+ *   keys      every entry of `keys`, relative to `namespace` (MGET)
+ *   entries   every key of `entries`, relative to `namespace` (MSET)
+ *   subtree   every key below `namespace` (COUNT, DROP)
+ *   list      names directly in `namespace`, shown only where the user may read (KEYS, NAMESPACES)
+ *   patterns  channel or key patterns the command checks itself through ctx.auth (pub/sub)
+ */
+export type KeySpec<Req = unknown> =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'patterns' }
+  | (Req extends { key: string } ? { readonly kind: 'key'; readonly access: KeyAccess } : never)
+  | (Req extends { keys: readonly string[] } ? { readonly kind: 'keys'; readonly access: KeyAccess } : never)
+  | (Req extends { entries: Record<string, unknown> }
+      ? { readonly kind: 'entries'; readonly access: KeyAccess }
+      : never)
+  | (Req extends { namespace?: string }
+      ?
+          | { readonly kind: 'subtree'; readonly access: KeyAccess }
+          | { readonly kind: 'list'; readonly field: 'keys' | 'namespaces' }
+      : never);
+
+/** Any command's key spec, with the request type erased (what the table and permissions see). */
+export type AnyKeySpec =
+  | { readonly kind: 'none' | 'patterns' }
+  | { readonly kind: 'key' | 'keys' | 'entries' | 'subtree'; readonly access: KeyAccess }
+  | { readonly kind: 'list'; readonly field: 'keys' | 'namespaces' };
+
 export interface CommandDef<A extends ActionName = ActionName> {
   readonly name: A;
   readonly summary: string;
   readonly flags: readonly CommandFlag[];
+  readonly keys: AnyKeySpec;
   readonly schema: ActionSpec;
   /**
    * The handler's result is already JSON text (a stored value, a precomputed literal) and is
@@ -103,12 +141,19 @@ export interface CommandDef<A extends ActionName = ActionName> {
 
 export function defineCommand<A extends ActionName>(
   name: A,
-  def: { flags: readonly CommandFlag[]; rawJson?: boolean; handler: Handler<RequestOf<A>> },
+  def: {
+    flags: readonly CommandFlag[];
+    /** Required: a command that names no key says `{ kind: 'none' }`. */
+    keys: KeySpec<RequestOf<A>>;
+    rawJson?: boolean;
+    handler: Handler<RequestOf<A>>;
+  },
 ): CommandDef<A> {
   return {
     name,
     summary: ACTIONS[name].summary,
     flags: def.flags,
+    keys: def.keys as AnyKeySpec,
     schema: ACTIONS[name],
     rawJson: def.rawJson ?? false,
     handler: def.handler,
@@ -128,6 +173,7 @@ export interface Command {
   readonly admin: boolean;
   readonly pubsub: boolean;
   readonly noAuth: boolean;
+  readonly keys: AnyKeySpec;
   readonly schema: ActionSpec;
   readonly rawJson: boolean;
   // The table erases each handler's request type; the codec has validated the request against
@@ -158,6 +204,7 @@ export function buildTable(families: readonly (readonly AnyCommandDef[])[]): Com
         admin: def.flags.includes('admin'),
         pubsub: def.flags.includes('pubsub'),
         noAuth: def.flags.includes('noAuth'),
+        keys: def.keys,
         schema: def.schema,
         rawJson: def.rawJson,
         handler: def.handler as Handler<never>,
