@@ -7,7 +7,7 @@ import { CONFIG_KEYS, type Config, ConfigError } from './config.js';
 import { createLogger, type Logger } from './log.js';
 import { ERRORS } from './protocol/errors.js';
 import { compileValidatorsSoon } from './protocol/validate.js';
-import { Broker } from './pubsub/broker.js';
+import { Broker, type PubSubBroker } from './pubsub/broker.js';
 import type { PubSub } from './pubsub/local.js';
 import { createProtocolHandler, type ProtocolHandlerFactory } from './session.js';
 import { MemoryStore } from './store/memory.js';
@@ -106,7 +106,7 @@ export function createServer(config: Config, options: ServerOptions = {}): Caret
   let store: Store | null = null;
   let handler: HandlerFactory | ProtocolHandlerFactory;
   let authority: Authority | null = null;
-  let broker: Broker | null = null;
+  let broker: PubSubBroker | null = null;
   if (options.handler) {
     handler = options.handler;
   } else {

@@ -36,7 +36,7 @@ import { LogLimiter } from './log.js';
 import { decode, RequestError } from './protocol/codec.js';
 import { ERRORS } from './protocol/errors.js';
 import { LIMITS } from './protocol/schema.js';
-import type { Broker } from './pubsub/broker.js';
+import type { PubSubBroker } from './pubsub/broker.js';
 import type { Store } from './store/store.js';
 import { LINE_TOO_LONG, LineFramer, type LineResult } from './transport/lines.js';
 import type { Connection, ConnectionHandler, HandlerFactory } from './transport/types.js';
@@ -63,7 +63,7 @@ export interface ProtocolDeps {
    */
   auth?: (table: CommandTable) => Authority;
   /** The pub/sub broker; without it the pub/sub actions answer INTERNAL ("not enabled"). */
-  broker?: Broker;
+  broker?: PubSubBroker;
   /**
    * Longest stretch of request processing for one connection per turn of the event loop, in ms;
    * default PUMP_BUDGET_MS. Tests that check what one chunk does pass Infinity.

@@ -4,17 +4,16 @@
  * reach. One per server; each connection gets its `ConnectionAuth` from `attach()`.
  */
 import { type Logger, pino } from 'pino';
-import type { CommandTable } from '../commands/table.js';
 import { LogLimiter } from '../log.js';
 import { ERRORS } from '../protocol/errors.js';
 import type { Connection } from '../transport/types.js';
 import { isLoopback, normalizeAddress } from './address.js';
 import { ConnectionAuth } from './connection.js';
-import { type CommandPermission, commandPermissions } from './permissions.js';
+import { type CommandPermission, commandPermissions, type PermissionTable } from './permissions.js';
 import { compileUsers, type User, type UsersConfig } from './users.js';
 
 export interface AuthorityOptions {
-  table: CommandTable;
+  table: PermissionTable;
   users?: UsersConfig | undefined;
   log: Logger;
   /** Line limit once authenticated (or on an open server). */
@@ -263,7 +262,7 @@ const SILENT = pino({ level: 'silent' });
  * The authority of a server without users (every connection may run everything): the default
  * of `createProtocolHandler`, and what unit tests building a `CommandContext` by hand attach.
  */
-export function openAuthority(table: CommandTable, maxLineBytes = 1024 * 1024): Authority {
+export function openAuthority(table: PermissionTable, maxLineBytes = 1024 * 1024): Authority {
   return new Authority({
     table,
     log: SILENT,

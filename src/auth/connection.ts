@@ -17,15 +17,16 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import { type Command, Fail } from '../commands/table.js';
 import { ERRORS } from '../protocol/errors.js';
 import type { Request } from '../protocol/schema.js';
 import { quote } from '../quote.js';
+import { Fail } from '../result.js';
 import { joinKey, parseNamespace } from '../store/keypath.js';
 import type { Connection } from '../transport/types.js';
 import type { Authority } from './authority.js';
 import { verifyPassword } from './password.js';
 import { isReservedChannel, PathPattern } from './pattern.js';
+import type { PermissionSubject } from './permissions.js';
 import { CATEGORY_BIT, type User } from './users.js';
 
 export interface PermissionsChange {
@@ -176,7 +177,7 @@ export class ConnectionAuth extends EventEmitter<ConnectionAuthEvents> {
   // -------------------------------------------------------------- the dispatcher's checks
 
   /** The generic checks for one request; undefined when it may run. */
-  authorize(command: Command, req: Request): Fail | undefined {
+  authorize(command: PermissionSubject, req: Request): Fail | undefined {
     const perm = this.#authority.permissions[command.index]!;
     const user = this.user;
     if (user === null) return perm.noAuth || this.#open ? undefined : NOAUTH;
@@ -227,7 +228,7 @@ export class ConnectionAuth extends EventEmitter<ConnectionAuthEvents> {
     }
   }
 
-  #checkKey(command: Command, key: string | { message: string }, write: boolean): Fail | undefined {
+  #checkKey(command: PermissionSubject, key: string | { message: string }, write: boolean): Fail | undefined {
     // A malformed key is the handler's BAD_KEY to report, before it touches the store.
     if (typeof key !== 'string') return undefined;
     const user = this.user!;

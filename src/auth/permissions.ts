@@ -19,8 +19,29 @@
  *   list                  none up front; the handler lists only what the user may read
  *   none / patterns       none (pub/sub checks its patterns itself)
  */
-import type { Command, CommandTable } from '../commands/table.js';
+import type { AnyKeySpec } from '../protocol/keyspec.js';
 import { CATEGORY_BIT } from './users.js';
+
+/**
+ * What permissions need to know of a command: a table entry of src/commands/table.ts fits. Declared
+ * here so auth/ does not import commands/ (commands/ imports auth/ for ctx.auth).
+ */
+export interface PermissionSubject {
+  /** Position in the table (permissions are an array indexed by it). */
+  readonly index: number;
+  readonly name: string;
+  readonly flags: readonly string[];
+  readonly noAuth: boolean;
+  readonly pubsub: boolean;
+  readonly admin: boolean;
+  readonly write: boolean;
+  readonly keys: AnyKeySpec;
+}
+
+/** The command table as permissions see it. */
+export interface PermissionTable {
+  readonly list: readonly PermissionSubject[];
+}
 
 export type Access =
   | { readonly kind: 'none' }
@@ -37,7 +58,7 @@ export interface CommandPermission {
 
 const NONE: Access = { kind: 'none' };
 
-export function categoryOf(command: Command): keyof typeof CATEGORY_BIT | null {
+export function categoryOf(command: PermissionSubject): keyof typeof CATEGORY_BIT | null {
   if (command.noAuth) return null;
   if (command.pubsub) return 'pubsub';
   if (command.admin) return command.write ? 'namespace' : 'admin';
@@ -46,7 +67,7 @@ export function categoryOf(command: Command): keyof typeof CATEGORY_BIT | null {
   return null;
 }
 
-function accessOf(command: Command): Access {
+function accessOf(command: PermissionSubject): Access {
   const spec = command.keys;
   switch (spec.kind) {
     case 'none':
@@ -60,7 +81,7 @@ function accessOf(command: Command): Access {
 }
 
 /** One entry per command, indexed by `Command.index`. */
-export function commandPermissions(table: CommandTable): CommandPermission[] {
+export function commandPermissions(table: PermissionTable): CommandPermission[] {
   // By `index` (the order commands were defined), not by `list` order (the schema's).
   const out = new Array<CommandPermission>(table.list.length);
   for (const command of table.list) {

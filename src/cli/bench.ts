@@ -9,7 +9,7 @@ import {
   type Target,
 } from '../bench/options.js';
 import type { PublishBenchOptions } from '../bench/publish.js';
-import { CliError } from './run.js';
+import { CliError } from './process.js';
 
 const DEFAULT_DURATION_SECONDS = 10;
 

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { type ConfigKey, loadConfig } from '../config.js';
 import { echoHandler } from '../transport/echo.js';
 import { addConfigOptions } from './options.js';
-import { runServer } from './run.js';
+import { runServer } from './process.js';
 
 const ECHO_KEYS: readonly ConfigKey[] = [
   'host',

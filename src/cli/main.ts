@@ -5,8 +5,8 @@ import { registerBench } from './bench.js';
 import { registerEcho } from './echo.js';
 import { settingsHelp } from './options.js';
 import { registerPasswd } from './passwd.js';
-import { registerCli } from './repl.js';
-import { CliError } from './run.js';
+import { CliError } from './process.js';
+import { registerCli } from './repl/command.js';
 import { registerServe } from './serve.js';
 
 /** Usage errors (bad flag, bad value) exit 2, like most Unix tools; runtime failures exit 1. */

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { DEFAULT_SCRYPT, hashPassword } from '../auth/password.js';
-import { CliError } from './run.js';
+import { CliError } from './process.js';
 
 /** Longest password accepted (AUTH takes at most 1024 characters). */
 const MAX_PASSWORD = 1024;

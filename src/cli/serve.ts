@@ -1,7 +1,7 @@
 import { type Command, Option } from 'commander';
 import { CONFIG_KEYS, type Config, loadConfig, readConfigFile } from '../config.js';
 import { addConfigOptions } from './options.js';
-import { runServer } from './run.js';
+import { runServer } from './process.js';
 
 export function registerServe(program: Command): void {
   const serve = program.command('serve').description('run the caretkv server (what `npm start` runs)');

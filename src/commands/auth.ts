@@ -3,7 +3,8 @@
  * src/auth (the dispatcher applies them to every command); these only expose them.
  */
 import { PROTOCOL_VERSION, type ResultOf } from '../protocol/schema.js';
-import { type CommandContext, defineCommand, Fail, type ReloadSummary } from './table.js';
+import { Fail } from '../result.js';
+import { type CommandContext, defineCommand, type ReloadSummary } from './table.js';
 
 function hello(ctx: CommandContext): ResultOf<'HELLO'> {
   return {

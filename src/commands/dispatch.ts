@@ -10,15 +10,9 @@ import type { Logger } from 'pino';
 import { encodeError, encodeOk, type RequestError, type RequestId, toJson } from '../protocol/codec.js';
 import { ERRORS, type ErrorCode, ProtocolError } from '../protocol/errors.js';
 import type { Request } from '../protocol/schema.js';
+import { Fail, isThenable } from '../result.js';
 import { StoreError } from '../store/store.js';
-import {
-  type Command,
-  type CommandContext,
-  type CommandTable,
-  Fail,
-  isThenable,
-  type ProtocolStats,
-} from './table.js';
+import type { Command, CommandContext, CommandTable, ProtocolStats } from './table.js';
 
 export function createStats(table: CommandTable): ProtocolStats {
   const errors = {} as Record<ErrorCode, number>;

@@ -1,9 +1,9 @@
 /** The default command table: every family, in the order HELP and the protocol document list them. */
 import { authCommands } from './auth.js';
+import { serverCommands } from './info.js';
 import { keyCommands } from './keys.js';
 import { namespaceCommands } from './namespaces.js';
 import { pubsubCommands } from './pubsub.js';
-import { serverCommands } from './server.js';
 import { buildTable, type CommandTable } from './table.js';
 
 export function defaultCommandTable(): CommandTable {

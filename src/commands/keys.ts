@@ -4,9 +4,10 @@
  * text goes back to the client spliced in as is (`rawJson`), never parsed and re-serialized.
  */
 import { ERRORS } from '../protocol/errors.js';
+import { andThen, Fail } from '../result.js';
 import type { JsonText } from '../store/store.js';
 import { keyArg, keyAt } from './args.js';
-import { andThen, defineCommand, Fail } from './table.js';
+import { defineCommand } from './table.js';
 
 const KEY_NOT_FOUND = new Fail('KEY_NOT_FOUND', ERRORS.KEY_NOT_FOUND);
 

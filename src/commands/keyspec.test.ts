@@ -8,13 +8,14 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openAuthority } from '../auth/authority.js';
 import { decode, RequestError } from '../protocol/codec.js';
+import type { AnyKeySpec, KeyAccess } from '../protocol/keyspec.js';
 import { ACTIONS, type Request } from '../protocol/schema.js';
 import { joinKey, parseNamespace } from '../store/keypath.js';
 import { MemoryStore } from '../store/memory.js';
 import type { Store } from '../store/store.js';
 import { createStats } from './dispatch.js';
 import { defaultCommandTable } from './index.js';
-import type { AnyKeySpec, CommandContext, KeyAccess, ServerInfo } from './table.js';
+import type { CommandContext, ServerInfo } from './table.js';
 
 /** One request per action, naming keys that exist (so handlers go all the way to the store). */
 const SAMPLES: Record<keyof typeof ACTIONS, Record<string, unknown>> = {

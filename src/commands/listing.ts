@@ -8,8 +8,8 @@
  * (SCAN_PER_TURN names each), so it costs this request time, not other clients.
  */
 
-import type { MaybePromise, Page } from '../store/store.js';
-import { isThenable } from './table.js';
+import { isThenable, type MaybePromise } from '../result.js';
+import type { Page } from '../store/store.js';
 
 /** Names read from the store per call while scanning. */
 const CHUNK = 256;

@@ -4,10 +4,12 @@
  * namespace, and no server-side cursor state has to be kept or expired. A user who may not read
  * every name gets pages of the names it may read (listing.ts).
  */
+
+import { andThen } from '../result.js';
 import type { Page } from '../store/store.js';
 import { dropNamespaceArg, limitArg, namespaceArg } from './args.js';
 import { visiblePage } from './listing.js';
-import { andThen, defineCommand } from './table.js';
+import { defineCommand } from './table.js';
 
 const keysPage = (page: Page) => ({ keys: page.names, next: page.next });
 const namespacesPage = (page: Page) => ({ namespaces: page.names, next: page.next });

@@ -2,9 +2,10 @@ import { EventEmitter } from 'node:events';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { Broker } from '../pubsub/broker.js';
+import { Fail } from '../result.js';
 import type { Connection } from '../transport/types.js';
 import { pubsubHandlers } from './pubsub.js';
-import { type CommandContext, Fail } from './table.js';
+import type { CommandContext } from './table.js';
 
 function fakeConn(id: number): Connection & { lines: string[] } {
   const lines: string[] = [];

@@ -8,9 +8,10 @@
 import type { ConnectionAuth, PermissionsChange } from '../auth/connection.js';
 import type { ErrorCode } from '../protocol/errors.js';
 import type { RequestOf } from '../protocol/schema.js';
-import { type Broker, PubSubRefusal, type RemoteSubscriber } from '../pubsub/index.js';
+import { type PubSubBroker, PubSubRefusal, type RemoteSubscriber } from '../pubsub/index.js';
 import { quote } from '../quote.js';
-import { type CommandContext, defineCommand, Fail, type Handler } from './table.js';
+import { Fail } from '../result.js';
+import { type CommandContext, defineCommand, type Handler } from './table.js';
 
 type PubsubName = 'SUBSCRIBE' | 'UNSUBSCRIBE' | 'PUBLISH' | 'OBSERVE' | 'UNOBSERVE';
 
@@ -33,7 +34,7 @@ const attached = new WeakSet<RemoteSubscriber>();
  * Shared by every pub/sub command: the broker and the connection's subscriber, or why there is
  * none. On a connection's first pub/sub command its subscriber is tied to its auth (below).
  */
-function remoteOf(ctx: CommandContext): { broker: Broker; remote: RemoteSubscriber } | Fail {
+function remoteOf(ctx: CommandContext): { broker: PubSubBroker; remote: RemoteSubscriber } | Fail {
   const broker = ctx.broker;
   if (broker === undefined) return NO_BROKER;
   if (ctx.conn === undefined) return NO_CONNECTION;
@@ -53,7 +54,7 @@ function remoteOf(ctx: CommandContext): { broker: Broker; remote: RemoteSubscrib
  * checks then allow everything, but a reload that adds users makes its connections
  * unauthenticated, and what they hold must end then.
  */
-function attach(broker: Broker, remote: RemoteSubscriber, auth: ConnectionAuth): void {
+function attach(broker: PubSubBroker, remote: RemoteSubscriber, auth: ConnectionAuth): void {
   remote.identify(auth.userName);
   remote.guard = {
     publish: (channel) =>

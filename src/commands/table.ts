@@ -1,16 +1,18 @@
 /**
- * The command table is data. Each command family file (keys.ts, namespaces.ts, server.ts, later
- * pubsub.ts, auth.ts) declares its commands with `defineCommand`: name, summary (from the schema),
- * flags, schema and handler. `buildTable` turns the families into one lookup keyed by upper-case
+ * The command table is data. Each command family file (keys.ts, namespaces.ts, info.ts, pubsub.ts,
+ * auth.ts) declares its commands with `defineCommand`: name, summary (from the schema), flags, key
+ * spec, schema and handler. `buildTable` turns the families into one lookup keyed by upper-case
  * action name; the dispatcher does the generic work (counting, error mapping, flag checks) once,
  * so handlers stay small and never repeat it.
  */
 import type { Logger } from 'pino';
 import type { ConnectionAuth } from '../auth/connection.js';
 import type { ErrorCode } from '../protocol/errors.js';
+import type { AnyKeySpec, KeySpec } from '../protocol/keyspec.js';
 import { ACTIONS, type ActionName, type ActionSpec, type RequestOf } from '../protocol/schema.js';
-import type { Broker } from '../pubsub/broker.js';
-import type { MaybePromise, Store } from '../store/store.js';
+import type { PubSubBroker } from '../pubsub/broker.js';
+import type { MaybePromise } from '../result.js';
+import type { Store } from '../store/store.js';
 import type { Connection } from '../transport/types.js';
 
 /**
@@ -35,7 +37,7 @@ export interface CommandContext {
    */
   readonly auth: ConnectionAuth;
   /** The pub/sub broker (one per server); absent when the server runs without one. */
-  readonly broker?: Broker;
+  readonly broker?: PubSubBroker;
 }
 
 /** What CONFIG RELOAD (and SIGHUP) report. */
@@ -71,59 +73,11 @@ export interface ProtocolStats {
 }
 
 /**
- * A domain failure returned (not thrown) by a handler, e.g. KEY_NOT_FOUND on a GET miss: misses
- * are routine, and an Error would capture a stack each time. Shared instances are fine.
- */
-export class Fail {
-  constructor(
-    readonly code: ErrorCode,
-    readonly message: string,
-  ) {}
-}
-
-/**
  * A handler returns the result (a JSON value to serialize, or JSON text when the command is
  * declared `rawJson`), a `Fail`, or a promise of one of those. It may throw `ProtocolError` or
  * `StoreError` for client-visible failures; anything else is an INTERNAL fault.
  */
 export type Handler<Req> = (req: Req, ctx: CommandContext) => MaybePromise<unknown>;
-
-/** How a command touches a key: reading it, or writing (creating, changing, removing) it. */
-export type KeyAccess = 'read' | 'write';
-
-/**
- * Which keys a command touches, named explicitly in its definition (as Valkey's key specs do),
- * never inferred from field names: permissions (src/auth/permissions.ts) check exactly these, and
- * src/commands/keyspec.test.ts runs every command against a recording store to prove the handler
- * touches nothing else. Each variant is allowed only for requests that have its field.
- *
- *   none      touches no key (PING, INFO, AUTH...)
- *   key       `key`, relative to `namespace`
- *   keys      every entry of `keys`, relative to `namespace` (MGET)
- *   entries   every key of `entries`, relative to `namespace` (MSET)
- *   subtree   every key below `namespace` (COUNT, DROP)
- *   list      names directly in `namespace`, shown only where the user may read (KEYS, NAMESPACES)
- *   patterns  channel or key patterns the command checks itself through ctx.auth (pub/sub)
- */
-export type KeySpec<Req = unknown> =
-  | { readonly kind: 'none' }
-  | { readonly kind: 'patterns' }
-  | (Req extends { key: string } ? { readonly kind: 'key'; readonly access: KeyAccess } : never)
-  | (Req extends { keys: readonly string[] } ? { readonly kind: 'keys'; readonly access: KeyAccess } : never)
-  | (Req extends { entries: Record<string, unknown> }
-      ? { readonly kind: 'entries'; readonly access: KeyAccess }
-      : never)
-  | (Req extends { namespace?: string }
-      ?
-          | { readonly kind: 'subtree'; readonly access: KeyAccess }
-          | { readonly kind: 'list'; readonly field: 'keys' | 'namespaces' }
-      : never);
-
-/** Any command's key spec, with the request type erased (what the table and permissions see). */
-export type AnyKeySpec =
-  | { readonly kind: 'none' | 'patterns' }
-  | { readonly kind: 'key' | 'keys' | 'entries' | 'subtree'; readonly access: KeyAccess }
-  | { readonly kind: 'list'; readonly field: 'keys' | 'namespaces' };
 
 export interface CommandDef<A extends ActionName = ActionName> {
   readonly name: A;
@@ -220,23 +174,4 @@ export function buildTable(families: readonly (readonly AnyCommandDef[])[]): Com
   // HELP and INFO list commands in the schema's (the document's) order, whatever the family order.
   list.sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name));
   return { byName, list };
-}
-
-/**
- * Applies `f` to a result that may or may not be a promise, without allocating on the synchronous
- * path. `f` should be a module-level function (no closure per request); `arg` carries what it needs.
- */
-export function andThen<T, R, A = undefined>(
-  value: MaybePromise<T>,
-  f: (value: T, arg: A) => R,
-  arg?: A,
-): MaybePromise<R> {
-  if (isThenable(value)) return value.then((v) => f(v, arg as A));
-  return f(value, arg as A);
-}
-
-export function isThenable<T>(value: MaybePromise<T> | unknown): value is Promise<T> {
-  return (
-    typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function'
-  );
 }

@@ -49,6 +49,7 @@ import {
 import { type OutputCounters, type PushSink, RemoteSubscriber } from './remote.js';
 import { Change, DELIVERED, GONE, Message, type Subscriber, Subscription } from './subscriber.js';
 import { SubscriptionIndex } from './trie.js';
+import type { BrokerCore } from './types.js';
 
 export interface BrokerOptions {
   limits?: Partial<BrokerLimits>;
@@ -109,7 +110,29 @@ function fieldName(field: string, i?: number): string {
 const channelsOf = (s: Subscriber): Map<string, Subscription> => s.channels;
 const keysOf = (s: Subscriber): Map<string, Subscription> => s.keys;
 
-export class Broker {
+/**
+ * The broker behind a small interface: what the pub/sub commands, the protocol pipeline and the
+ * composition root need from it. `Broker` (in memory, one process) is one implementation; an
+ * engine that spans nodes can be another.
+ */
+export interface PubSubBroker extends BrokerCore {
+  /** The in-process API (subscribe, observe and publish as the server). */
+  readonly pubsub: PubSub;
+  /** The pub/sub side of a connection, created on first use. */
+  remote(conn: PushSink): RemoteSubscriber;
+  connectionClosed(conn: Connection | PushSink): void;
+  connectionDrained(conn: Connection | PushSink): void;
+  unsubscribe(subscriber: Subscriber, patterns?: readonly string[], field?: string): number | PubSubRefusal;
+  unobserve(subscriber: Subscriber, patterns?: readonly string[], field?: string): number | PubSubRefusal;
+  /** Re-checks what a subscriber holds against its guard; ends what it may no longer hold. */
+  recheck(subscriber: Subscriber, reason: string): number;
+  publish(channel: string, json: JsonText, publisher: Publisher): number | PubSubRefusal;
+  /** The store's change listener: feeds OBSERVE. */
+  readonly onStoreChange: ChangeListener;
+  stats(): BrokerStats;
+}
+
+export class Broker implements PubSubBroker {
   readonly limits: BrokerLimits;
   readonly log: Logger;
   /** The in-process API (`server.pubsub`). */

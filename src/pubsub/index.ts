@@ -1,5 +1,11 @@
 /** The pub/sub room: broker, patterns, subscribers. The composition root and commands import from here. */
-export { Broker, type BrokerOptions, type BrokerStats, SERVER_FROM } from './broker.js';
+export {
+  Broker,
+  type BrokerOptions,
+  type BrokerStats,
+  type PubSubBroker,
+  SERVER_FROM,
+} from './broker.js';
 export {
   type BrokerLimits,
   DEFAULT_BROKER_LIMITS,

@@ -19,7 +19,6 @@
  * another sees.
  */
 import type { ChangeOp, JsonText } from '../store/store.js';
-import type { Broker } from './broker.js';
 import { PubSubError, PubSubRefusal } from './limits.js';
 import {
   type Change,
@@ -31,6 +30,7 @@ import {
   Subscriber,
   type Subscription,
 } from './subscriber.js';
+import type { BrokerCore } from './types.js';
 
 export interface MessageEvent {
   /** The channel it was published on. */
@@ -72,7 +72,7 @@ class LocalSubscriber extends Subscriber {
   dispose: Unsubscribe = noop;
 
   constructor(
-    private readonly broker: Broker,
+    private readonly broker: BrokerCore,
     private readonly handler: (event: unknown, owner: unknown) => unknown,
     private readonly owner: WeakRef<object> | undefined,
   ) {
@@ -144,7 +144,7 @@ function unwrap<T>(result: T | PubSubRefusal): T {
 }
 
 export class PubSub {
-  constructor(private readonly broker: Broker) {}
+  constructor(private readonly broker: BrokerCore) {}
 
   /** Calls `handler` for every message on a channel matching `pattern` (`*` and `>` wildcards). */
   subscribe(pattern: string, handler: (event: MessageEvent) => unknown, options?: ListenOptions): Unsubscribe;
@@ -223,7 +223,11 @@ export class PubSub {
  * would share its scope, which holds the owner, and the broker (through `subscriber.dispose`)
  * would then keep the owner alive forever.
  */
-function disposer(broker: Broker, subscriber: LocalSubscriber, signal: AbortSignal | undefined): Unsubscribe {
+function disposer(
+  broker: BrokerCore,
+  subscriber: LocalSubscriber,
+  signal: AbortSignal | undefined,
+): Unsubscribe {
   let done = false;
   const dispose = (): void => {
     if (done) return;

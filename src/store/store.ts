@@ -12,7 +12,9 @@
  * - Domain failures (`WRONG_TYPE`, `OVERFLOW`) are thrown (or rejected) as `StoreError`.
  */
 
-export type MaybePromise<T> = T | Promise<T>;
+import type { MaybePromise } from '../result.js';
+
+export type { MaybePromise };
 
 /** JSON text, as produced by JSON.stringify. */
 export type JsonText = string;

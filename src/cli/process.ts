@@ -1,3 +1,7 @@
+/**
+ * The process around a server: run it until SIGINT/SIGTERM, shut down gracefully (a second signal
+ * exits at once), and the CliError every command throws for mistakes the user can fix.
+ */
 import type { Config } from '../config.js';
 import { createLogger } from '../log.js';
 import { createServer } from '../server.js';

@@ -1,13 +1,13 @@
 /**
- * What `caretkv cli` does once its flags are parsed (repl.ts declares them): connect, then run one
+ * What `caretkv cli` does once its flags are parsed (command.ts declares them): connect, then run one
  * command, the commands piped in, or the interactive shell.
  */
 import { readFileSync } from 'node:fs';
 import readline from 'node:readline';
 import { type CaretClient, CaretError, type ClientOptions, connect } from '../../client/index.js';
 import { resolveOptions } from '../../client/options.js';
-import { type CliFlags, PASSWORD_ENV } from '../repl.js';
-import { CliError } from '../run.js';
+import { CliError } from '../process.js';
+import { type CliFlags, PASSWORD_ENV } from './flags.js';
 import { colorWanted, MACHINE, type Style } from './format.js';
 import { historyPath } from './history.js';
 import { runInteractive } from './interactive.js';

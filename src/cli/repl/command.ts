@@ -7,28 +7,13 @@
  *   caretkv cli                           interactive, when stdin is a terminal
  *
  * The server is `--host/--port`, `--url caretkv://host:port`, or a URL as the first argument.
- * The grammar is in repl/parse.ts, printing in repl/format.ts. This file only declares the command:
- * what runs it (repl/run.ts, with the client and the shell) loads when `cli` is the command, so
+ * The grammar is in parse.ts, printing in format.ts. This file only declares the command: what
+ * runs it (connect.ts, with the client and the shell) loads when `cli` is the command, so
  * that `caretkv serve` does not pay for it at start-up.
  */
 import { type Command, InvalidArgumentError } from 'commander';
-import { DEFAULT_HOST, DEFAULT_PORT } from '../client/options.js';
-
-export interface CliFlags {
-  host?: string;
-  port?: number;
-  url?: string;
-  user?: string;
-  password?: string;
-  tls?: boolean;
-  tlsCa?: string;
-  timeout: number;
-  json?: boolean;
-  color: boolean;
-}
-
-/** Read the password from here rather than a flag that `ps` shows to every user (redis-cli's REDISCLI_AUTH). */
-export const PASSWORD_ENV = 'CARETKV_PASSWORD';
+import { DEFAULT_HOST, DEFAULT_PORT } from '../../client/options.js';
+import { type CliFlags, PASSWORD_ENV } from './flags.js';
 
 function port(text: string): number {
   const value = /^\d+$/.test(text) ? Number(text) : Number.NaN;
@@ -85,7 +70,7 @@ export function registerCli(program: Command): void {
     .allowExcessArguments()
     .addHelpText('after', EXAMPLES)
     .action(async (words: string[], flags: CliFlags) => {
-      const { runCli } = await import('./repl/run.js');
+      const { runCli } = await import('./connect.js');
       process.exitCode = await runCli(words, flags);
     });
 }
