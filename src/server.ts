@@ -1,7 +1,6 @@
 import type { TlsOptions } from 'node:tls';
 import { isLoopback, isLoopbackHost } from './auth/address.js';
 import { Authority } from './auth/authority.js';
-import { tlsOptions } from './auth/tls.js';
 import type { ReloadSummary } from './commands/table.js';
 import { CONFIG_KEYS, type Config, ConfigError } from './config.js';
 import { createLogger, type Logger } from './log.js';
@@ -12,6 +11,7 @@ import type { PubSub } from './pubsub/local.js';
 import { createProtocolHandler, type ProtocolHandlerFactory } from './session.js';
 import { MemoryStore } from './store/memory.js';
 import type { Store } from './store/store.js';
+import { tlsOptions } from './tls.js';
 import { AddressLimit } from './transport/address-limit.js';
 import {
   type ListenAddress,

@@ -8,7 +8,7 @@ import { LogLimiter } from '../log.js';
 import { ERRORS } from '../protocol/errors.js';
 import type { Connection } from '../transport/types.js';
 import { isLoopback, normalizeAddress } from './address.js';
-import { ConnectionAuth } from './connection.js';
+import { ConnectionAuth, type ConnectionAuthority } from './connection.js';
 import { type CommandPermission, commandPermissions, type PermissionTable } from './permissions.js';
 import { compileUsers, type User, type UsersConfig } from './users.js';
 
@@ -64,7 +64,7 @@ const PROTECTED_LINE = line(
 
 const AUTH_TIMEOUT_LINE = line('AUTH_TIMEOUT', ERRORS.AUTH_TIMEOUT);
 
-export class Authority {
+export class Authority implements ConnectionAuthority {
   readonly permissions: readonly CommandPermission[];
   readonly stats: AuthStats = { authSuccesses: 0, authFailures: 0, refusedConnections: 0 };
   readonly log: Logger;

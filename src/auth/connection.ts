@@ -23,11 +23,36 @@ import { quote } from '../quote.js';
 import { Fail } from '../result.js';
 import { joinKey, parseNamespace } from '../store/keypath.js';
 import type { Connection } from '../transport/types.js';
-import type { Authority } from './authority.js';
 import { verifyPassword } from './password.js';
 import { isReservedChannel, PathPattern } from './pattern.js';
-import type { PermissionSubject } from './permissions.js';
+import type { CommandPermission, PermissionSubject } from './permissions.js';
 import { CATEGORY_BIT, type User } from './users.js';
+
+/**
+ * What a connection needs from the server-wide authority (authority.ts implements it): declared
+ * here, where it is used, so the two modules do not import each other.
+ */
+export interface ConnectionAuthority {
+  readonly required: boolean;
+  readonly users: ReadonlyMap<string, User>;
+  readonly permissions: readonly CommandPermission[];
+  readonly stats: { authSuccesses: number };
+  readonly log: Logger;
+  readonly maxLineBytes: number;
+  readonly preAuthMaxLineBytes: number;
+  readonly authMaxFailures: number;
+  readonly authTimeoutMs: number;
+  readonly authTimeoutLine: string;
+  readonly protectedLine: string;
+  protects(remoteAddress: string): boolean;
+  blockedFor(remoteAddress: string): number;
+  blockedMessage(ms: number): string;
+  beginAttempt(remoteAddress: string): boolean;
+  endAttempt(remoteAddress: string, failed: boolean): { addressFailures: number; blocked: boolean };
+  attemptsMessage(): string;
+  delayFor(failures: number): number;
+  detach(auth: ConnectionAuth): void;
+}
 
 export interface PermissionsChange {
   /** What happened: a reload, an AUTH (possibly as another user), or a loss of authentication. */
@@ -60,7 +85,7 @@ export class ConnectionAuth extends EventEmitter<ConnectionAuthEvents> {
   busy = false;
   /** Failed AUTH attempts on this connection since its last success. */
   failures = 0;
-  readonly #authority: Authority;
+  readonly #authority: ConnectionAuthority;
   readonly #conn: Connection | undefined;
   readonly #log: Logger;
   #open: boolean;
@@ -70,7 +95,7 @@ export class ConnectionAuth extends EventEmitter<ConnectionAuthEvents> {
   /** The timer fired while an AUTH was being verified: its outcome decides. */
   #timedOut = false;
 
-  constructor(authority: Authority, conn: Connection | undefined) {
+  constructor(authority: ConnectionAuthority, conn: Connection | undefined) {
     super();
     this.#authority = authority;
     this.#conn = conn;

@@ -10,6 +10,7 @@ export {
   type BrokerLimits,
   DEFAULT_BROKER_LIMITS,
   type Publisher,
+  type PublisherId,
   PubSubError,
   PubSubRefusal,
   REFUSAL_CODES,
@@ -39,4 +40,3 @@ export {
   SYSTEM_SEGMENT,
 } from './pattern.js';
 export { type PushSink, RemoteSubscriber } from './remote.js';
-export type { PublisherId } from './subscriber.js';

@@ -13,7 +13,6 @@
  * - `maxPublishRate` 100 000 per second per connection, with a one-second burst: far above what one
  *   well-behaved connection does, low enough that a runaway loop cannot own the broker. 0 = no limit.
  */
-import type { PublisherId } from './subscriber.js';
 
 export type SlowSubscriberPolicy = 'drop' | 'disconnect';
 
@@ -140,6 +139,9 @@ export interface AccessGuard {
   subscribe(pattern: string): string | undefined;
   observe(pattern: string): string | undefined;
 }
+
+/** Who published: the server stamps it; a client can neither set nor spoof it. */
+export type PublisherId = string | number;
 
 /** Who publishes: the identity stamped on messages and the rate bucket it spends. */
 export interface Publisher {

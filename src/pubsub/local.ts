@@ -19,14 +19,13 @@
  * another sees.
  */
 import type { ChangeOp, JsonText } from '../store/store.js';
-import { PubSubError, PubSubRefusal } from './limits.js';
+import { type PublisherId, PubSubError, PubSubRefusal } from './limits.js';
 import {
   type Change,
   DELIVERED,
   GONE,
   type Message,
   type Outcome,
-  type PublisherId,
   Subscriber,
   type Subscription,
 } from './subscriber.js';

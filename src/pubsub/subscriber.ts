@@ -8,7 +8,7 @@
  * pattern was serialized when it subscribed; per push, only `seq` is new.
  */
 import type { ChangeOp, JsonText } from '../store/store.js';
-import type { AccessGuard } from './limits.js';
+import type { AccessGuard, PublisherId } from './limits.js';
 import type { Pattern } from './pattern.js';
 
 /** A delivery outcome. Plain numbers: the loop over matches compares them on the hot path. */
@@ -19,9 +19,6 @@ export const DELIVERED = 0;
 export const DROPPED = 1;
 /** The subscriber is gone (connection closed or disconnected, owner collected): remove it. */
 export const GONE = 2;
-
-/** Who published: the server stamps it; a client can neither set nor spoof it. */
-export type PublisherId = string | number;
 
 /** One subscription: a subscriber and one of its patterns (the index stores these). */
 export class Subscription {

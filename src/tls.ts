@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { TlsOptions } from 'node:tls';
-import { type Config, ConfigError, flagName } from '../config.js';
+import { type Config, ConfigError, flagName } from './config.js';
 
 function read(config: Config, key: 'tlsCert' | 'tlsKey' | 'tlsCa'): Buffer {
   const path = config[key]!;

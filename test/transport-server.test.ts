@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type Certificates, makeCertificates } from '../../test/auth-helpers.js';
+import type { Connection, ConnectionHandler, HandlerFactory } from '../src/transport/types.js';
+import { type Certificates, makeCertificates } from './auth-helpers.js';
 import {
   connect,
   destroyAllSockets,
@@ -12,9 +13,8 @@ import {
   readToEnd,
   waitFor,
   waitForStall,
-} from '../../test/helpers/net.js';
-import { startServer, type TestServer } from '../../test/helpers/server.js';
-import type { Connection, ConnectionHandler, HandlerFactory } from './types.js';
+} from './helpers/net.js';
+import { startServer, type TestServer } from './helpers/server.js';
 
 // The transport's contract with handlers (src/transport/types.ts), driven by handlers written
 // for each behaviour and checked over real sockets.
