@@ -12,7 +12,7 @@
  */
 import { pino } from 'pino';
 import { KeySpace } from '../src/bench/workload.js';
-import { createProtocolHandler } from '../src/session.js';
+import { createProtocolHandler } from '../src/handler.js';
 import { MemoryStore } from '../src/store/memory.js';
 import type { Connection, ConnectionHandler } from '../src/transport/types.js';
 import { type MicroResult, micro, printMicro, textTable } from './lib/stats.js';

@@ -17,7 +17,7 @@ const NEUTRAL = new Set(['log.ts', 'quote.ts', 'result.ts', 'version.ts']);
 /** What each room may import besides itself and the neutral modules. */
 const MAY_IMPORT: Record<string, readonly string[]> = {
   transport: [],
-  protocol: [],
+  protocol: ['transport'],
   store: [],
   pubsub: ['store', 'transport'],
   auth: ['protocol', 'store', 'pubsub', 'transport'],

@@ -4,7 +4,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type CaretClient, CaretError, connect, createClient } from '../src/client/index.js';
-import { createProtocolHandler } from '../src/session.js';
+import { createProtocolHandler } from '../src/handler.js';
 import { MemoryStore } from '../src/store/memory.js';
 import { waitFor } from './helpers/net.js';
 import { startServer, type TestServer } from './helpers/server.js';

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import type net from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createProtocolHandler, type ProtocolHandlerFactory } from '../src/session.js';
+import { createProtocolHandler, type ProtocolHandlerFactory } from '../src/handler.js';
 import { MemoryStore } from '../src/store/memory.js';
 import { connect, destroyAllSockets, once, readToEnd, waitFor } from './helpers/net.js';
 import { startServer, type TestServer } from './helpers/server.js';

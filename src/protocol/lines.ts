@@ -10,7 +10,7 @@
  * A line that fits in one chunk comes back without a copy of its own. When the chunk is all ASCII
  * (the usual case for JSON requests) the whole chunk is turned into one string, once, and each of
  * its lines is a substring of it: one native call per chunk instead of a Buffer view plus a string
- * conversion per line (measured in bench/session.ts). Any other chunk yields views into it (UTF-8
+ * conversion per line (measured in bench/handler.ts). Any other chunk yields views into it (UTF-8
  * is the caller's business: a line with a multi-byte character, or invalid bytes, stays bytes).
  * Only a line split across chunks is copied, once, when its newline arrives.
  *

@@ -1,6 +1,6 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { createProtocolHandler } from './session.js';
+import { createProtocolHandler } from './handler.js';
 import type { JsonText, MaybePromise, Store } from './store/store.js';
 import type { Connection, ConnectionHandler } from './transport/types.js';
 
