@@ -30,5 +30,5 @@ export type {
 } from './store/store.js';
 export { StoreError } from './store/store.js';
 export { echoHandler } from './transport/echo.js';
-export type { ListenAddress, ShutdownSummary, TransportStats } from './transport/server.js';
+export type { ListenAddress, ShutdownSummary, TransportStats } from './transport/listener.js';
 export type { Connection, ConnectionHandler, HandlerFactory } from './transport/types.js';

@@ -18,7 +18,7 @@ import {
   type ShutdownSummary,
   Transport,
   type TransportStats,
-} from './transport/server.js';
+} from './transport/listener.js';
 import type { HandlerFactory } from './transport/types.js';
 
 export interface ServerOptions {
