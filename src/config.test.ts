@@ -9,6 +9,7 @@ describe('loadConfig', () => {
       host: '127.0.0.1',
       port: 7171,
       idleTimeout: 300,
+      store: 'memory',
       maxConnections: 10000,
       maxConnectionsPerAddress: 1000,
       shutdownGrace: 5,
@@ -133,6 +134,14 @@ describe('loadConfig', () => {
     },
   );
 
+  it('refuses an unknown storage engine, naming the known ones', () => {
+    expect(() => loadConfig({ flags: { store: 'redis-cluster://h:7000' } })).toThrow(
+      '--store: unknown storage engine "redis-cluster" (known engines: memory)',
+    );
+    expect(() => loadConfig({ env: { CARETKV_STORE: 'nosuch' } })).toThrow(/^CARETKV_STORE: unknown storage engine/);
+    expect(loadConfig({ flags: { store: 'memory' } }).store).toBe('memory');
+  });
+
   it('blames the source that won, not one that was overridden', () => {
     expect(() => loadConfig({ env: { CARETKV_PORT: 'bad' }, flags: { port: '1' } })).not.toThrow();
     expect(() => loadConfig({ env: { CARETKV_PORT: '1' }, flags: { port: 'bad' } })).toThrow(/^--port:/);
@@ -150,6 +159,7 @@ describe('names derived from the schema', () => {
       ['--host', 'CARETKV_HOST'],
       ['--port', 'CARETKV_PORT'],
       ['--idle-timeout', 'CARETKV_IDLE_TIMEOUT'],
+      ['--store', 'CARETKV_STORE'],
       ['--max-connections', 'CARETKV_MAX_CONNECTIONS'],
       ['--max-connections-per-address', 'CARETKV_MAX_CONNECTIONS_PER_ADDRESS'],
       ['--shutdown-grace', 'CARETKV_SHUTDOWN_GRACE'],

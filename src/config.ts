@@ -3,6 +3,7 @@ import { type Static, type TSchema, Type } from '@sinclair/typebox';
 import { Ajv } from 'ajv';
 import { compileUsers, UserConfigError, UsersSchema } from './auth/users.js';
 import { formatError } from './protocol/validate.js';
+import { parseStoreSpec } from './store/factory.js';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 const LOG_FORMATS = ['json', 'pretty'] as const;
@@ -38,6 +39,12 @@ export const ConfigSchema = Type.Object(
       default: 300,
       description:
         'seconds without traffic before a connection is closed (0 = never; decimals allowed); connections with subscriptions or observations are exempt',
+    }),
+    store: Type.String({
+      minLength: 1,
+      default: 'memory',
+      description:
+        'storage engine: memory (in this process, the default); other engines by URL (engine://...)',
     }),
     maxConnections: Type.Integer({
       minimum: 1,
@@ -290,6 +297,8 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     throw new ConfigError(key, where, describeSetting(key, where === `${fileLabel}: ${key}`));
   }
   const config = merged as Static<typeof ConfigSchema>;
+  const engine = parseStoreSpec(config.store);
+  if (typeof engine === 'string') throw new ConfigError('store', origin.store ?? flagName('store'), engine);
   try {
     compileUsers(config.users);
   } catch (err) {

@@ -1,15 +1,16 @@
 import type { TlsOptions } from 'node:tls';
 import { isLoopback, isLoopbackHost } from './auth/address.js';
 import { Authority } from './auth/authority.js';
+import { defaultCommandTable } from './commands/index.js';
 import type { ReloadSummary } from './commands/table.js';
 import { CONFIG_KEYS, type Config, ConfigError } from './config.js';
-import { createProtocolHandler, type ProtocolHandlerFactory } from './handler.js';
+import { createProtocolHandler } from './handler.js';
 import { createLogger, type Logger } from './log.js';
 import { ERRORS } from './protocol/errors.js';
 import { compileValidatorsSoon } from './protocol/validate.js';
 import { Broker, type PubSubBroker } from './pubsub/broker.js';
 import type { PubSub } from './pubsub/local.js';
-import { MemoryStore } from './store/memory.js';
+import { createStore } from './store/factory.js';
 import type { Store } from './store/store.js';
 import { tlsOptions } from './tls.js';
 import { AddressLimit } from './transport/address-limit.js';
@@ -21,13 +22,22 @@ import {
 } from './transport/listener.js';
 import type { HandlerFactory } from './transport/types.js';
 
+/** What a server is made of, handed to a custom handler (`ServerOptions.handler`). */
+export interface ServerParts {
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly store: Store;
+  readonly broker: PubSubBroker;
+  readonly auth: Authority;
+}
+
 export interface ServerOptions {
   /**
-   * A raw protocol to speak instead of caretkv's JSON protocol (e.g. `echoHandler`). With it,
-   * the server has no store.
+   * Another protocol to speak instead of caretkv's JSON lines (e.g. `() => echoHandler`), built
+   * from the server's parts: the store, broker and auth exist either way.
    */
-  handler?: HandlerFactory;
-  /** The storage engine; default: a new in-memory store. Closed when the server closes. */
+  handler?: (parts: ServerParts) => HandlerFactory;
+  /** The storage engine; default: the one `config.store` names. Closed when the server closes. */
   store?: Store;
   /** Defaults to a logger built from `config.logLevel` / `config.logFormat`. */
   logger?: Logger;
@@ -50,18 +60,18 @@ export interface CaretServer {
   /** The TLS listener's address when it runs beside the plain one (`tlsPort`); else null. */
   readonly tlsAddress: ListenAddress | null;
   readonly stats: TransportStats;
-  /** Authentication state; null when the server speaks a raw handler. */
-  readonly auth: Authority | null;
+  /** Authentication state. */
+  readonly auth: Authority;
   /**
    * Re-read the configuration (needs `reloadConfig`) and apply users, permissions and TLS material
    * to the running server. Rejects with the reason (a ConfigError) and changes nothing on a bad file.
    */
   reload(): Promise<ReloadSummary>;
   readonly logger: Logger;
-  /** The store behind the JSON protocol; null when the server speaks a raw handler. */
-  readonly store: Store | null;
-  /** In-process pub/sub: subscribe, observe and publish as the server; null with a raw handler. */
-  readonly pubsub: PubSub | null;
+  /** The store behind the protocol. */
+  readonly store: Store;
+  /** In-process pub/sub: subscribe, observe and publish as the server. */
+  readonly pubsub: PubSub;
 }
 
 // Built once: every rejected connection gets the same bytes.
@@ -103,51 +113,45 @@ function sumStats(transports: readonly Transport[]): TransportStats {
 /** The composition root: config + logger + store + auth + protocol handler + transports. */
 export function createServer(config: Config, options: ServerOptions = {}): CaretServer {
   const logger = options.logger ?? createLogger({ level: config.logLevel, format: config.logFormat });
-  let store: Store | null = null;
-  let handler: HandlerFactory | ProtocolHandlerFactory;
-  let authority: Authority | null = null;
-  let broker: PubSubBroker | null = null;
-  if (options.handler) {
-    handler = options.handler;
-  } else {
-    store = options.store ?? new MemoryStore({ logger: logger.child({ component: 'store' }) });
-    broker = new Broker({
-      logger: logger.child({ component: 'pubsub' }),
-      limits: {
-        subscriberBuffer: config.subscriberBuffer,
-        slowSubscriber: config.slowSubscriber,
-        maxMessageBytes: config.maxMessageBytes,
-        maxChannelLength: config.maxChannelLength,
-        maxSubscriptions: config.maxSubscriptions,
-        maxPublishRate: config.maxPublishRate,
-      },
-    });
-    store.onChange(broker.onStoreChange);
-    const protocol = createProtocolHandler({
-      store,
-      broker,
-      maxLineBytes: config.maxLineBytes,
-      maxDepth: config.maxDepth,
-      connections: () => sumStats(transports),
-      auth: (table) =>
-        new Authority({
-          table,
-          users: config.users,
-          log: logger.child({ component: 'auth' }),
-          maxLineBytes: config.maxLineBytes,
-          preAuthMaxLineBytes: config.preAuthMaxLineBytes,
-          protectedMode: config.protectedMode,
-          authFailureDelay: config.authFailureDelay,
-          authMaxFailures: config.authMaxFailures,
-          authMaxFailuresPerAddress: config.authMaxFailuresPerAddress,
-          authBlockSeconds: config.authBlockSeconds,
-          authTimeout: config.authTimeout,
-        }),
-      ...(options.reloadConfig && { reload: () => reload() }),
-    });
-    authority = protocol.auth;
-    handler = protocol;
-  }
+  const store = options.store ?? createStore(config.store, { logger: logger.child({ component: 'store' }) });
+  const broker: PubSubBroker = new Broker({
+    logger: logger.child({ component: 'pubsub' }),
+    limits: {
+      subscriberBuffer: config.subscriberBuffer,
+      slowSubscriber: config.slowSubscriber,
+      maxMessageBytes: config.maxMessageBytes,
+      maxChannelLength: config.maxChannelLength,
+      maxSubscriptions: config.maxSubscriptions,
+      maxPublishRate: config.maxPublishRate,
+    },
+  });
+  store.onChange(broker.onStoreChange);
+  const table = defaultCommandTable();
+  const authority = new Authority({
+    table,
+    users: config.users,
+    log: logger.child({ component: 'auth' }),
+    maxLineBytes: config.maxLineBytes,
+    preAuthMaxLineBytes: config.preAuthMaxLineBytes,
+    protectedMode: config.protectedMode,
+    authFailureDelay: config.authFailureDelay,
+    authMaxFailures: config.authMaxFailures,
+    authMaxFailuresPerAddress: config.authMaxFailuresPerAddress,
+    authBlockSeconds: config.authBlockSeconds,
+    authTimeout: config.authTimeout,
+  });
+  const handler: HandlerFactory = options.handler
+    ? options.handler({ config, logger, store, broker, auth: authority })
+    : createProtocolHandler({
+        store,
+        broker,
+        table,
+        auth: () => authority,
+        maxLineBytes: config.maxLineBytes,
+        maxDepth: config.maxDepth,
+        connections: () => sumStats(transports),
+        ...(options.reloadConfig && { reload: () => reload() }),
+      });
 
   // Loopback is exempt: a local proxy or load generator speaks for many clients.
   const perAddress = new AddressLimit(config.maxConnectionsPerAddress, isLoopback);
@@ -211,9 +215,7 @@ export function createServer(config: Config, options: ServerOptions = {}): Caret
         }
       }
     }
-    const { users } = authority?.reload({ users: next.users, protectedMode: next.protectedMode }) ?? {
-      users: 0,
-    };
+    const { users } = authority.reload({ users: next.users, protectedMode: next.protectedMode });
     current = next;
     const summary = { users, tls: material !== undefined, restartNeeded };
     logger.info(summary, 'configuration reloaded');
@@ -229,7 +231,7 @@ export function createServer(config: Config, options: ServerOptions = {}): Caret
   let stopCompiling: (() => void) | undefined;
 
   function warnAboutExposure(): void {
-    if (authority === null || authority.required) return;
+    if (authority.required) return;
     if (!config.protectedMode) {
       logger.warn(
         { host: config.host },
@@ -246,7 +248,7 @@ export function createServer(config: Config, options: ServerOptions = {}): Caret
   return {
     logger,
     store,
-    pubsub: broker?.pubsub ?? null,
+    pubsub: broker.pubsub,
     auth: authority,
     reload,
     async listen() {
@@ -264,20 +266,20 @@ export function createServer(config: Config, options: ServerOptions = {}): Caret
       }
       // Request validators compile on first use; the rest compile now, between requests, so that
       // start-up does not wait for them (docs/benchmarks.md).
-      if (store !== null) stopCompiling ??= compileValidatorsSoon();
+      stopCompiling ??= compileValidatorsSoon();
       return address;
     },
     close() {
       stopCompiling?.();
       // Subscribers hear it before their connections end; `$sys` is server-only, so it is real.
       if (closing === undefined) {
-        broker?.publishSystem(
+        broker.publishSystem(
           '$sys^shutdown',
           JSON.stringify({ graceMs: Math.round(config.shutdownGrace * 1000) }),
         );
       }
       closing ??= Promise.all(transports.map((t) => t.close())).then(async (summaries) => {
-        await store?.close();
+        await store.close();
         const summary = summaries.reduce((a, b) => ({
           connections: a.connections + b.connections,
           graceful: a.graceful + b.graceful,

@@ -40,7 +40,7 @@ export async function runServer(
   const logger = createLogger({ level: config.logLevel, format: config.logFormat });
   const server = createServer(config, {
     logger,
-    ...(handler && { handler }),
+    ...(handler && { handler: () => handler }),
     ...(reloadConfig && { reloadConfig }),
   });
 

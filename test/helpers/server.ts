@@ -38,7 +38,7 @@ export async function startServer(
   const { logger, records } = captureLogger(options.logLevel ?? 'debug');
   const server = createServer(config, {
     logger,
-    ...(options.handler && { handler: options.handler }),
+    ...(options.handler && { handler: () => options.handler! }),
     ...(options.store && { store: options.store }),
   });
   const { host, port } = await server.listen();
