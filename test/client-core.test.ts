@@ -430,7 +430,7 @@ describe('reconnecting', () => {
     server.script = (req, conn) => (req.action === 'ECHO' ? 'hold' : defaultScript(req, conn));
     const pending = [db.echo(1), db.echo(2), db.echo(3)];
     await waitFor(() => server.heldCount === 3, 'the requests to reach the server');
-    // The real session's last line before it ends the connection.
+    // The real server's last line before it ends the connection.
     server.send('{"event":"shutdown","message":"shutting down"}\n');
     await server.stop();
     server.script = defaultScript;

@@ -1,5 +1,5 @@
 /**
- * The client library against the real server (transport + protocol session + memory store),
+ * The client library against the real server (transport + protocol handler + memory store),
  * in-process on an ephemeral port, over real sockets.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';

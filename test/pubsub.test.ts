@@ -148,7 +148,7 @@ describe('pub/sub over TCP', () => {
     // A graceful stop announces itself on $sys^shutdown, to `$sys^>` only.
     const closed = srv.close();
     server = undefined;
-    // (The session's own `shutdown` push follows; only messages matter here.)
+    // (The connection's own `shutdown` push follows; only messages matter here.)
     await waitFor(() => sys.pushes.some((p) => p.event === 'message'));
     expect(sys.pushes.filter((p) => p.event === 'message')).toEqual([
       {

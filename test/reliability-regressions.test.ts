@@ -35,7 +35,7 @@ async function serverWithExpiryBacklog(due: number): Promise<LineClient> {
 describe('regressions', () => {
   // Found by the 30-minute soak (seed 20240601): KV workers saw COUNT off by a few keys, both ways,
   // now and then. A COUNT/KEYS/NAMESPACES/DROP that must first settle an expiry backlog answers
-  // with a promise (MemoryStore.settled), and the session runs the requests pipelined after it
+  // with a promise (MemoryStore.settled), and the pipeline runs the requests pipelined after it
   // meanwhile, so they take effect before it. For DROP that loses an acknowledged write.
   // Fixed in MemoryStore: while a deferred answer is pending, later calls queue behind it.
   it('a write pipelined after a DROP that settles an expiry backlog is not lost', async () => {
@@ -63,7 +63,8 @@ describe('regressions', () => {
   // subscriber connections, held the event loop for 10 s (one 2000-way PUBLISH: ~115 ms; a loaded
   // 2-core machine). The session ran every line of a chunk it read in one loop turn, with no work
   // budget, so a chunk of PUBLISHes cost lines x subscribers pushes before anything else ran. Fixed:
-  // a session works at most 5 ms per turn and continues on the next (session.ts, PUMP_BUDGET_MS).
+  // a connection works at most 5 ms per turn and continues on the next (transport/pipeline.ts;
+  // PUMP_BUDGET_MS in handler.ts).
   // The property needs no clock: 60 PUBLISHes arriving in one chunk fan out to 500 subscribers
   // (30000 pushes); an INFO sent right behind them on another connection must not have to wait for
   // all 60 (INFO counts publishes server-side).

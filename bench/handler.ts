@@ -4,8 +4,8 @@
  * a connection stub that only counts what it is given. No kernel, no load generator, no scheduler
  * in the measurement, so a change to the hot path shows up even on a busy machine.
  *
- *   npx tsx bench/session.ts              # SET:GET 1:1 on 100k prefilled keys, chunks of 1 and 16
- *   npx tsx bench/session.ts --cpu-prof   # (pass node flags through tsx: node --import tsx ...)
+ *   npx tsx bench/handler.ts              # SET:GET 1:1 on 100k prefilled keys, chunks of 1 and 16
+ *   npx tsx bench/handler.ts --cpu-prof   # (pass node flags through tsx: node --import tsx ...)
  *
  * Requests are the lines `caretkv bench` sends (`bench^d042^k0042137`, 32-byte values), so this
  * is the macro benchmark's workload minus the network.
