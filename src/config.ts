@@ -2,7 +2,9 @@ import { readFileSync } from 'node:fs';
 import { type Static, type TSchema, Type } from '@sinclair/typebox';
 import { Ajv } from 'ajv';
 import { compileUsers, UserConfigError, UsersSchema } from './auth/users.js';
+import { LIMITS } from './protocol/schema.js';
 import { formatError } from './protocol/validate.js';
+import { DEFAULT_BROKER_LIMITS } from './pubsub/limits.js';
 import { parseStoreSpec } from './store/factory.js';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -66,43 +68,43 @@ export const ConfigSchema = Type.Object(
     }),
     maxLineBytes: Type.Integer({
       minimum: 64,
-      default: 1048576,
+      default: LIMITS.defaultMaxLineBytes,
       description: 'longest request line in bytes',
     }),
     maxDepth: Type.Integer({
       minimum: 1,
       maximum: 1000,
-      default: 64,
+      default: LIMITS.defaultMaxDepth,
       description: 'deepest nesting of a request line, the request object counting as one level',
     }),
     subscriberBuffer: Type.Integer({
       minimum: 1024,
-      default: 1048576,
+      default: DEFAULT_BROKER_LIMITS.subscriberBuffer,
       description: 'pending output bytes over which a pub/sub subscriber is treated as slow',
     }),
     slowSubscriber: StringEnum(SLOW_SUBSCRIBER, {
-      default: 'drop',
+      default: DEFAULT_BROKER_LIMITS.slowSubscriber,
       description: 'a slow subscriber has pushes dropped (then a gap event) or is disconnected',
     }),
     maxMessageBytes: Type.Integer({
       minimum: 1,
-      default: 262144,
+      default: DEFAULT_BROKER_LIMITS.maxMessageBytes,
       description: 'largest PUBLISH message in bytes (as JSON)',
     }),
     maxChannelLength: Type.Integer({
       minimum: 1,
       maximum: 1024,
-      default: 256,
+      default: DEFAULT_BROKER_LIMITS.maxChannelLength,
       description: 'longest channel name or pattern, in characters',
     }),
     maxSubscriptions: Type.Integer({
       minimum: 1,
-      default: 10000,
+      default: DEFAULT_BROKER_LIMITS.maxSubscriptions,
       description: 'most subscriptions plus observations per connection',
     }),
     maxPublishRate: Type.Integer({
       minimum: 0,
-      default: 100000,
+      default: DEFAULT_BROKER_LIMITS.maxPublishRate,
       description: 'publishes per second per connection (0 = unlimited)',
     }),
     logLevel: StringEnum(LOG_LEVELS, { default: 'info', description: 'least severe level that is logged' }),

@@ -6,6 +6,7 @@
 import { type Logger, pino } from 'pino';
 import { LogLimiter } from '../log.js';
 import { ERRORS } from '../protocol/errors.js';
+import { LIMITS } from '../protocol/schema.js';
 import type { Connection } from '../transport/types.js';
 import { isLoopback, normalizeAddress } from './address.js';
 import { ConnectionAuth, type ConnectionAuthority } from './connection.js';
@@ -262,7 +263,10 @@ const SILENT = pino({ level: 'silent' });
  * The authority of a server without users (every connection may run everything): the default
  * of `createProtocolHandler`, and what unit tests building a `CommandContext` by hand attach.
  */
-export function openAuthority(table: PermissionTable, maxLineBytes = 1024 * 1024): Authority {
+export function openAuthority(
+  table: PermissionTable,
+  maxLineBytes: number = LIMITS.defaultMaxLineBytes,
+): Authority {
   return new Authority({
     table,
     log: SILENT,

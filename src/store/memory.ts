@@ -87,6 +87,14 @@ export class MemoryStore implements Store {
   private tail: Promise<void> | null = null;
   private replaying = false;
 
+  /**
+   * True while a deferred answer is pending and this call is not one being replayed from the
+   * queue: every operation then goes through `after`, so none overtakes an earlier one.
+   */
+  private get queued(): boolean {
+    return this.tail !== null && !this.replaying;
+  }
+
   constructor(options: MemoryStoreOptions = {}) {
     this.now = options.now ?? Date.now;
     this.sweepIntervalMs = options.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS;
@@ -97,7 +105,7 @@ export class MemoryStore implements Store {
   // ---- reads ------------------------------------------------------------------------------------
 
   get(key: string): MaybePromise<JsonText | undefined> {
-    if (this.tail !== null && !this.replaying) return this.after(() => this.get(key));
+    if (this.queued) return this.after(() => this.get(key));
     return this.getNow(key);
   }
 
@@ -110,19 +118,19 @@ export class MemoryStore implements Store {
   }
 
   exists(key: string): MaybePromise<boolean> {
-    if (this.tail !== null && !this.replaying) return this.after(() => this.exists(key));
+    if (this.queued) return this.after(() => this.exists(key));
     return this.liveNode(key) !== undefined;
   }
 
   mget(keys: readonly string[]): MaybePromise<(JsonText | undefined)[]> {
-    if (this.tail !== null && !this.replaying) return this.after(() => this.mget(keys));
+    if (this.queued) return this.after(() => this.mget(keys));
     const values = new Array<JsonText | undefined>(keys.length);
     for (let i = 0; i < keys.length; i++) values[i] = this.getNow(keys[i]!);
     return values;
   }
 
   ttl(key: string): MaybePromise<number | null | undefined> {
-    if (this.tail !== null && !this.replaying) return this.after(() => this.ttl(key));
+    if (this.queued) return this.after(() => this.ttl(key));
     const node = this.liveNode(key);
     if (node === undefined) return undefined;
     const expiresAt = node.expiry?.timeOf(key);
@@ -130,7 +138,7 @@ export class MemoryStore implements Store {
   }
 
   keys(namespace: string, after: string | undefined, limit: number): MaybePromise<Page> {
-    if (this.tail !== null && !this.replaying) return this.after(() => this.keys(namespace, after, limit));
+    if (this.queued) return this.after(() => this.keys(namespace, after, limit));
     checkLimit(limit);
     return this.settled(() => {
       const node = this.tree.nodeAt(namespace);
@@ -139,14 +147,13 @@ export class MemoryStore implements Store {
   }
 
   namespaces(namespace: string, after: string | undefined, limit: number): MaybePromise<Page> {
-    if (this.tail !== null && !this.replaying)
-      return this.after(() => this.namespaces(namespace, after, limit));
+    if (this.queued) return this.after(() => this.namespaces(namespace, after, limit));
     checkLimit(limit);
     return this.settled(() => pageOf(this.tree.nodeAt(namespace)?.childOrder, '', after, limit));
   }
 
   count(namespace: string): MaybePromise<number> {
-    if (this.tail !== null && !this.replaying) return this.after(() => this.count(namespace));
+    if (this.queued) return this.after(() => this.count(namespace));
     return this.settled(() => this.tree.nodeAt(namespace)?.keys ?? 0);
   }
 
@@ -176,7 +183,7 @@ export class MemoryStore implements Store {
   // ---- writes -----------------------------------------------------------------------------------
 
   set(key: string, value: JsonText, options?: SetOptions): MaybePromise<boolean> {
-    if (this.tail !== null && !this.replaying) return this.after(() => this.set(key, value, options));
+    if (this.queued) return this.after(() => this.set(key, value, options));
     return this.setNow(key, value, options);
   }
 
@@ -218,7 +225,7 @@ export class MemoryStore implements Store {
   }
 
   del(key: string): MaybePromise<boolean> {
-    if (this.tail !== null && !this.replaying) return this.after(() => this.del(key));
+    if (this.queued) return this.after(() => this.del(key));
     const node = this.liveNode(key);
     if (node === undefined) return false;
     this.removeKey(node, key);
@@ -227,7 +234,7 @@ export class MemoryStore implements Store {
   }
 
   incr(key: string, by: number): MaybePromise<number> {
-    if (this.tail !== null && !this.replaying) return this.after(() => this.incr(key, by));
+    if (this.queued) return this.after(() => this.incr(key, by));
     const node = this.liveNode(key);
     let current = 0;
     if (node !== undefined) {
@@ -256,7 +263,7 @@ export class MemoryStore implements Store {
   }
 
   cas(key: string, expected: JsonText, value: JsonText): MaybePromise<boolean> {
-    if (this.tail !== null && !this.replaying) return this.after(() => this.cas(key, expected, value));
+    if (this.queued) return this.after(() => this.cas(key, expected, value));
     const node = this.liveNode(key);
     if (node === undefined || !jsonTextEqual(node.values!.get(key)!, expected)) return false;
     node.values!.set(key, value);
@@ -267,12 +274,12 @@ export class MemoryStore implements Store {
 
   /** Atomic: keys arrive validated and nothing below can fail, so every entry is written or none. */
   mset(entries: readonly (readonly [string, JsonText])[]): MaybePromise<void> {
-    if (this.tail !== null && !this.replaying) return this.after(() => this.mset(entries));
+    if (this.queued) return this.after(() => this.mset(entries));
     for (const [key, value] of entries) this.setNow(key, value, undefined);
   }
 
   expire(key: string, ttl: number): MaybePromise<boolean> {
-    if (this.tail !== null && !this.replaying) return this.after(() => this.expire(key, ttl));
+    if (this.queued) return this.after(() => this.expire(key, ttl));
     checkTtl(ttl);
     const node = this.liveNode(key);
     if (node === undefined) return false;
@@ -281,7 +288,7 @@ export class MemoryStore implements Store {
   }
 
   persist(key: string): MaybePromise<boolean> {
-    if (this.tail !== null && !this.replaying) return this.after(() => this.persist(key));
+    if (this.queued) return this.after(() => this.persist(key));
     const node = this.liveNode(key);
     if (node === undefined || node.expiry?.timeOf(key) === undefined) return false;
     this.clearExpiry(node, key);
@@ -293,7 +300,7 @@ export class MemoryStore implements Store {
    * refuses the root for DROP (see keypath.ts); the engine allows it for an explicit FLUSHALL.
    */
   drop(namespace: string): MaybePromise<number> {
-    if (this.tail !== null && !this.replaying) return this.after(() => this.drop(namespace));
+    if (this.queued) return this.after(() => this.drop(namespace));
     return this.settled(() => {
       const node = this.tree.nodeAt(namespace);
       if (node === undefined || node.keys === 0) return 0;
