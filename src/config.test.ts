@@ -138,7 +138,9 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ flags: { store: 'redis-cluster://h:7000' } })).toThrow(
       '--store: unknown storage engine "redis-cluster" (known engines: memory)',
     );
-    expect(() => loadConfig({ env: { CARETKV_STORE: 'nosuch' } })).toThrow(/^CARETKV_STORE: unknown storage engine/);
+    expect(() => loadConfig({ env: { CARETKV_STORE: 'nosuch' } })).toThrow(
+      /^CARETKV_STORE: unknown storage engine/,
+    );
     expect(loadConfig({ flags: { store: 'memory' } }).store).toBe('memory');
   });
 

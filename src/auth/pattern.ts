@@ -11,16 +11,8 @@
  * every path another matches (`covers`), and whether it could match anything below a namespace
  * (`mayMatchBelow`).
  */
-import {
-  isReserved,
-  mayReachReserved,
-  ONE,
-  type PathRules,
-  PatternError,
-  parsePattern,
-  REST,
-  SEPARATOR,
-} from '../pubsub/pattern.js';
+import { isReserved, mayReachReserved, ONE, REST, SEPARATOR } from '../path.js';
+import { type PathRules, PatternError, parsePattern } from '../pubsub/pattern.js';
 
 /**
  * One permission guards keys and channels alike, so it takes neither family's length or depth

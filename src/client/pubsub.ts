@@ -9,6 +9,7 @@
  * subscriptions; a `change` push does not (the server sends one per observing connection), so
  * the hub matches the key against each observation's patterns with the server's rules.
  */
+import { ONE, REST, SEPARATOR, segmentsOf } from '../path.js';
 import type { PushMessage, RawRequest } from './core.js';
 import { CaretError, CLIENT_ERRORS, clientError } from './errors.js';
 import type {
@@ -63,24 +64,24 @@ function canonical(pattern: string): string {
  * one segment, a final `>` one or more; keys have no reserved prefix). A test checks the two agree.
  */
 export function keyMatches(pattern: readonly string[], key: string): boolean {
-  const segs = key.split('^');
+  const segs = key.split(SEPARATOR);
   for (let i = 0; i < pattern.length; i++) {
     const p = pattern[i];
-    if (p === '>') return segs.length > i;
+    if (p === REST) return segs.length > i;
     if (i >= segs.length) return false;
-    if (p !== '*' && p !== segs[i]) return false;
+    if (p !== ONE && p !== segs[i]) return false;
   }
   return segs.length === pattern.length;
 }
 
 /** Whether a key pattern could match a key below `namespace` (pattern.ts `matchesUnder`): who hears a DROP. */
 export function matchesUnder(pattern: readonly string[], namespace: string): boolean {
-  const ns = namespace === '' ? [] : namespace.split('^');
+  const ns = segmentsOf(namespace);
   for (let i = 0; i < ns.length; i++) {
     const p = pattern[i];
     if (p === undefined) return false;
-    if (p === '>') return true;
-    if (p !== '*' && p !== ns[i]) return false;
+    if (p === REST) return true;
+    if (p !== ONE && p !== ns[i]) return false;
   }
   return pattern.length > ns.length;
 }
@@ -107,7 +108,7 @@ export class PubSubHub implements SubscriptionHub {
     sink: SubscriptionSink<SubscriptionMessage | SubscriptionChange>,
   ): void {
     const kind = subscription.kind;
-    const patterns = new Map(subscription.patterns.map((p) => [p, p.split('^')]));
+    const patterns = new Map(subscription.patterns.map((p) => [p, p.split(SEPARATOR)]));
     const entry: Entry = { subscription, sink, kind, patterns, confirmed: false };
     const state = this.client.state;
     if (state === 'closing' || state === 'closed') {

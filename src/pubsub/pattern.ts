@@ -28,21 +28,34 @@
  * Failures are returned (`PatternError`), not thrown: bad input is routine, and the caller turns
  * the message (which names the field) into a protocol error.
  */
+
+import {
+  isControl,
+  isReserved,
+  MAX_PATH_DEPTH,
+  MAX_PATH_LENGTH,
+  mayReachReserved,
+  ONE,
+  REST,
+  SEPARATOR,
+  SEPARATOR_CODE,
+  segmentsOf,
+} from '../path.js';
 import { PATH_QUOTE_MAX, quote } from '../quote.js';
-import { KEY_MAX_DEPTH, KEY_MAX_LENGTH } from '../store/keypath.js';
 
-export const SEPARATOR = '^';
-/** A pattern segment matching exactly one segment. */
-export const ONE = '*';
-/** A final pattern segment matching one or more segments. */
-export const REST = '>';
-/** A channel whose first segment starts with this is server-only. */
-export const RESERVED_PREFIX = '$';
-/** The first segment of the server's own channels. */
-export const SYSTEM_SEGMENT = '$sys';
+// The grammar lives in src/path.ts; these names are re-exported for the pub/sub room's users.
+export {
+  isReserved,
+  isSystemChannel,
+  mayReachReserved,
+  ONE,
+  RESERVED_PREFIX,
+  REST,
+  SEPARATOR,
+  SYSTEM_SEGMENT,
+} from '../path.js';
 
-const CARET = 0x5e;
-const DOLLAR = 0x24;
+const CARET = SEPARATOR_CODE;
 
 /** Limits and flavour of a family of paths. */
 export interface PathRules {
@@ -59,14 +72,14 @@ export interface PathRules {
 export const DEFAULT_CHANNEL_MAX_LENGTH = 256;
 
 export function channelRules(maxLength: number = DEFAULT_CHANNEL_MAX_LENGTH): PathRules {
-  return { noun: 'channel', maxLength, maxDepth: KEY_MAX_DEPTH, reserved: true };
+  return { noun: 'channel', maxLength, maxDepth: MAX_PATH_DEPTH, reserved: true };
 }
 
 /** Key patterns accept exactly the keys keypath.ts accepts (plus wildcards). */
 export const KEY_PATTERN_RULES: PathRules = {
   noun: 'key',
-  maxLength: KEY_MAX_LENGTH,
-  maxDepth: KEY_MAX_DEPTH,
+  maxLength: MAX_PATH_LENGTH,
+  maxDepth: MAX_PATH_DEPTH,
   reserved: false,
 };
 
@@ -104,7 +117,7 @@ function scan(input: string, rules: PathRules, field: string, example: string): 
       if (i === segmentStart) break;
       depth++;
       segmentStart = i + 1;
-    } else if (c < 0x20 || c === 0x7f) {
+    } else if (isControl(c)) {
       const code = c.toString(16).toUpperCase().padStart(4, '0');
       return new PatternError(
         `${field}: control character U+${code} in segment ${depth} of ${quote(input, PATH_QUOTE_MAX)} (not allowed in ${rules.noun} names)`,
@@ -168,28 +181,6 @@ export function parseChannel(input: string, rules: PathRules, field = 'channel')
   return text;
 }
 
-/** Whether a canonical channel is server-only (first segment starts with `$`). */
-export function isReserved(canonical: string): boolean {
-  return canonical.charCodeAt(0) === DOLLAR;
-}
-
-/**
- * The other half of the reserved-channel rule: whether a pattern starting with `first` may reach a
- * reserved channel at all. Only one that spells the first segment out may; a leading `*` or `>`
- * never does, so no wildcard subscription or permission stumbles into `$sys`.
- */
-export function mayReachReserved(first: string): boolean {
-  return first !== ONE && first !== REST;
-}
-
-/** Whether a canonical channel is under `$sys`. */
-export function isSystemChannel(canonical: string): boolean {
-  return (
-    canonical.startsWith(SYSTEM_SEGMENT) &&
-    (canonical.length === SYSTEM_SEGMENT.length || canonical.charCodeAt(SYSTEM_SEGMENT.length) === CARET)
-  );
-}
-
 /**
  * The reference matcher: whether `pattern` matches a canonical channel or key, segment by segment.
  * The subscription index (trie.ts) is the fast path; this one is the specification it and permissions'
@@ -214,7 +205,7 @@ export function matches(pattern: Pattern, path: string, rules: PathRules): boole
  * matched by some key, so only the prefix decides.
  */
 export function matchesUnder(pattern: Pattern, namespace: string): boolean {
-  const ns = namespace === '' ? [] : namespace.split(SEPARATOR);
+  const ns = segmentsOf(namespace);
   const pat = pattern.segments;
   for (let i = 0; i < ns.length; i++) {
     const p = pat[i];

@@ -16,7 +16,8 @@
  * With `prefixQueries` (the key index), exact patterns are also threaded through the trie so that
  * `matchUnder` (DROP of a namespace) finds them without scanning the exact map.
  */
-import { isReserved, ONE, type Pattern, REST, SEPARATOR } from './pattern.js';
+import { isReserved, ONE, REST, SEPARATOR, segmentsOf } from '../path.js';
+import type { Pattern } from './pattern.js';
 
 class Node<T> {
   children: Map<string, Node<T>> | undefined = undefined;
@@ -164,7 +165,7 @@ export class SubscriptionIndex<T> {
   matchUnder(namespace: string, out: T[]): void {
     if (!this.#prefix) throw new Error('matchUnder needs an index built with prefixQueries');
     if (this.#size === 0) return;
-    walkPrefix(this.#root, namespace === '' ? [] : namespace.split(SEPARATOR), 0, out);
+    walkPrefix(this.#root, segmentsOf(namespace), 0, out);
   }
 
   #child(node: Node<T>, seg: string): Node<T> {

@@ -22,15 +22,17 @@
  * machinery; the message names the field and says what is wrong. Valid canonical input is checked
  * in one scan and returned as the same string (no split/join allocation).
  */
+import { isControl, MAX_PATH_DEPTH, MAX_PATH_LENGTH, SEPARATOR, SEPARATOR_CODE } from '../path.js';
 import { PATH_QUOTE_MAX, quote } from '../quote.js';
 
-export const KEY_SEPARATOR = '^';
+/** The grammar's separator and limits (src/path.ts), under the names keys have always used. */
+export const KEY_SEPARATOR = SEPARATOR;
 /** Longest canonical key or namespace path, in UTF-16 code units (like `String#length`). */
-export const KEY_MAX_LENGTH = 1024;
+export const KEY_MAX_LENGTH = MAX_PATH_LENGTH;
 /** Most segments in a canonical key or namespace path. */
-export const KEY_MAX_DEPTH = 32;
+export const KEY_MAX_DEPTH = MAX_PATH_DEPTH;
 
-const CARET = 0x5e;
+const CARET = SEPARATOR_CODE;
 
 /** A refused key path; `message` is ready for a BAD_KEY response. */
 export class KeyPathError {
@@ -67,7 +69,7 @@ function scanSegments(input: string, start: number, field: string, offset: numbe
       if (i === segmentStart) return emptySegment(field, input, depth + offset);
       depth++;
       segmentStart = i + 1;
-    } else if (c < 0x20 || c === 0x7f) {
+    } else if (isControl(c)) {
       const code = c.toString(16).toUpperCase().padStart(4, '0');
       return new KeyPathError(
         `${field}: control character U+${code} in segment ${depth + offset} of ${quote(input, PATH_QUOTE_MAX)} (not allowed in key paths)`,
@@ -146,7 +148,7 @@ export function joinKey(namespace: string | undefined, key: string, field = 'key
 export function segmentCount(canonical: string): number {
   if (canonical === '') return 0;
   let n = 1;
-  for (let i = canonical.indexOf('^'); i !== -1; i = canonical.indexOf('^', i + 1)) n++;
+  for (let i = canonical.indexOf(SEPARATOR); i !== -1; i = canonical.indexOf(SEPARATOR, i + 1)) n++;
   return n;
 }
 

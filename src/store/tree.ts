@@ -19,7 +19,9 @@
  * `forgetDetached`. While any are unswept an index hit is checked for liveness (O(depth)); the rest
  * of the time it is trusted as is.
  */
+
 import sortedBtree from 'sorted-btree';
+import { SEPARATOR } from '../path.js';
 import type { ExpiryOwner, KeyExpiry } from './expiry.js';
 import type { JsonText, Page } from './store.js';
 
@@ -125,7 +127,7 @@ export class NamespaceTree {
     if (known !== undefined) return known;
     let node = this.root;
     let start = 0;
-    for (let i = key.indexOf('^'); i !== -1; i = key.indexOf('^', start)) {
+    for (let i = key.indexOf(SEPARATOR); i !== -1; i = key.indexOf(SEPARATOR, start)) {
       const name = key.slice(start, i);
       let child = node.children?.get(name);
       if (child === undefined) child = this.addChild(node, name, key.slice(0, i));
