@@ -1,8 +1,10 @@
 /**
  * Key commands: SET GET DEL EXISTS INCR CAS MGET MSET EXPIRE TTL PERSIST.
  * Values cross the store boundary as JSON text: requests are stringified once here, and stored
- * text goes back to the client spliced in as is (`rawJson`), never parsed and re-serialized.
+ * text goes back to the client spliced in as is (`rawJson`, or RawFields for MGET), never parsed
+ * and re-serialized: the encoder (protocol/codec.ts) builds every response line.
  */
+import { RawFields } from '../protocol/codec.js';
 import { ERRORS } from '../protocol/errors.js';
 import { andThen, Fail } from '../result.js';
 import type { JsonText } from '../store/store.js';
@@ -18,17 +20,9 @@ const ttlOrNotFound = (ttl: number | null | undefined): number | null | Fail =>
   ttl === undefined ? KEY_NOT_FOUND : ttl;
 const always = (): true => true;
 
-/** `{"<key as sent>":<value>,...}`; missing keys are left out (null is a value, not an absence). */
-function mgetObject(values: readonly (JsonText | undefined)[], sent: readonly string[]): string {
-  let out = '{';
-  for (let i = 0; i < values.length; i++) {
-    const v = values[i];
-    if (v === undefined) continue;
-    if (out.length > 1) out += ',';
-    out += `${JSON.stringify(sent[i])}:${v}`;
-  }
-  return `${out}}`;
-}
+/** `{"<key as sent>":<value>,...}`, built by the encoder from the stored JSON text. */
+const mgetObject = (values: readonly (JsonText | undefined)[], sent: readonly string[]): RawFields =>
+  new RawFields(sent, values);
 
 export const keyCommands = [
   defineCommand('SET', {
@@ -81,7 +75,6 @@ export const keyCommands = [
   defineCommand('MGET', {
     flags: ['readonly'],
     keys: { kind: 'keys', access: 'read' },
-    rawJson: true,
     handler(req, ctx) {
       const keys = new Array<string>(req.keys.length);
       for (let i = 0; i < keys.length; i++) keys[i] = keyAt(req.namespace, req.keys[i]!, `keys[${i}]`);

@@ -188,5 +188,29 @@ export function toJson(value: unknown): string {
   if (value === false) return 'false';
   if (value === null || value === undefined) return 'null';
   if (typeof value === 'number') return Number.isFinite(value) ? `${value}` : 'null';
+  if (value instanceof RawFields) return value.encode();
   return JSON.stringify(value);
+}
+
+/**
+ * A result object whose values are JSON text already (values as the store holds them): encoded
+ * by splicing the text in, never parsed and re-serialized. Names without a value are left out
+ * (MGET's missing keys; `null` is a value, not an absence).
+ */
+export class RawFields {
+  constructor(
+    readonly names: readonly string[],
+    readonly values: readonly (string | undefined)[],
+  ) {}
+
+  encode(): string {
+    let out = '{';
+    for (let i = 0; i < this.values.length; i++) {
+      const v = this.values[i];
+      if (v === undefined) continue;
+      if (out.length > 1) out += ',';
+      out += `${JSON.stringify(this.names[i])}:${v}`;
+    }
+    return `${out}}`;
+  }
 }
