@@ -7,7 +7,7 @@
  * returns a promise gets one `.then` and the caller keeps the response's place in line.
  */
 import type { Logger } from 'pino';
-import { encodeError, encodeOk, type RequestError, type RequestId, toJson } from '../protocol/codec.js';
+import { encodeError, encodeResult, type RequestError, type RequestId } from '../protocol/codec.js';
 import { ERRORS, type ErrorCode, ProtocolError } from '../protocol/errors.js';
 import type { Request } from '../protocol/schema.js';
 import { Fail, isThenable } from '../result.js';
@@ -69,7 +69,7 @@ export class Dispatcher {
 
   private complete(id: RequestId | undefined, command: Command, result: unknown): string {
     if (result instanceof Fail) return this.error(id, result.code, result.message);
-    return encodeOk(id, command.rawJson ? (result as string) : toJson(result));
+    return encodeResult(id, command.result, result);
   }
 
   private failure(id: RequestId | undefined, err: unknown, command: Command, log: Logger): string {

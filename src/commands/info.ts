@@ -3,8 +3,6 @@ import { ERRORS, type ErrorCode } from '../protocol/errors.js';
 import type { ResultOf } from '../protocol/schema.js';
 import { type CommandContext, defineCommand } from './table.js';
 
-const PONG = '"PONG"';
-
 const NO_PUBSUB = {
   subscribers: 0,
   subscriptions: 0,
@@ -69,7 +67,7 @@ function info(ctx: CommandContext): ResultOf<'INFO'> {
 }
 
 export const serverCommands = [
-  defineCommand('PING', { flags: ['noAuth'], keys: { kind: 'none' }, rawJson: true, handler: () => PONG }),
+  defineCommand('PING', { flags: ['noAuth'], keys: { kind: 'none' }, handler: () => 'PONG' }),
 
   defineCommand('ECHO', { flags: [], keys: { kind: 'none' }, handler: (req) => req.value }),
 

@@ -1,8 +1,8 @@
 /**
  * Key commands: SET GET DEL EXISTS INCR CAS MGET MSET EXPIRE TTL PERSIST.
  * Values cross the store boundary as JSON text: requests are stringified once here, and stored
- * text goes back to the client spliced in as is (`rawJson`, or RawFields for MGET), never parsed
- * and re-serialized: the encoder (protocol/codec.ts) builds every response line.
+ * text goes back as a `rawJson` / `rawFields` result that the encoder (protocol/codec.ts) splices
+ * in as is, never parsed and re-serialized: the encoder builds every response line.
  */
 import { RawFields } from '../protocol/codec.js';
 import { ERRORS } from '../protocol/errors.js';
@@ -43,7 +43,7 @@ export const keyCommands = [
   defineCommand('GET', {
     flags: ['readonly'],
     keys: { kind: 'key', access: 'read' },
-    rawJson: true,
+    result: 'rawJson',
     handler: (req, ctx) => andThen(ctx.store.get(keyArg(req)), valueOrNotFound),
   }),
 
@@ -75,6 +75,7 @@ export const keyCommands = [
   defineCommand('MGET', {
     flags: ['readonly'],
     keys: { kind: 'keys', access: 'read' },
+    result: 'rawFields',
     handler(req, ctx) {
       const keys = new Array<string>(req.keys.length);
       for (let i = 0; i < keys.length; i++) keys[i] = keyAt(req.namespace, req.keys[i]!, `keys[${i}]`);

@@ -7,11 +7,12 @@
  */
 import type { Logger } from 'pino';
 import type { ConnectionAuth } from '../auth/connection.js';
+import type { ResultKind, ResultValue } from '../protocol/codec.js';
 import type { ErrorCode } from '../protocol/errors.js';
 import type { AnyKeySpec, KeySpec } from '../protocol/keyspec.js';
 import { ACTIONS, type ActionName, type ActionSpec, type RequestOf } from '../protocol/schema.js';
 import type { PubSubBroker } from '../pubsub/broker.js';
-import type { MaybePromise } from '../result.js';
+import type { Fail, MaybePromise } from '../result.js';
 import type { Store } from '../store/store.js';
 import type { Connection } from '../transport/types.js';
 
@@ -73,11 +74,12 @@ export interface ProtocolStats {
 }
 
 /**
- * A handler returns the result (a JSON value to serialize, or JSON text when the command is
- * declared `rawJson`), a `Fail`, or a promise of one of those. It may throw `ProtocolError` or
- * `StoreError` for client-visible failures; anything else is an INTERNAL fault.
+ * A handler returns its result as a value of the kind its command declares (protocol/codec.ts
+ * turns it into text; a handler never builds JSON), a `Fail`, or a promise of one of those. It may
+ * throw `ProtocolError` or `StoreError` for client-visible failures; anything else is an INTERNAL
+ * fault.
  */
-export type Handler<Req> = (req: Req, ctx: CommandContext) => MaybePromise<unknown>;
+export type Handler<Req, R = unknown> = (req: Req, ctx: CommandContext) => MaybePromise<R | Fail>;
 
 export interface CommandDef<A extends ActionName = ActionName> {
   readonly name: A;
@@ -85,22 +87,20 @@ export interface CommandDef<A extends ActionName = ActionName> {
   readonly flags: readonly CommandFlag[];
   readonly keys: AnyKeySpec;
   readonly schema: ActionSpec;
-  /**
-   * The handler's result is already JSON text (a stored value, a precomputed literal) and is
-   * spliced into the response as is.
-   */
-  readonly rawJson: boolean;
+  /** What the handler's result is: a JSON value (`json`), stored JSON text, stored texts by name. */
+  readonly result: ResultKind;
   readonly handler: Handler<RequestOf<A>>;
 }
 
-export function defineCommand<A extends ActionName>(
+export function defineCommand<A extends ActionName, K extends ResultKind = 'json'>(
   name: A,
   def: {
     flags: readonly CommandFlag[];
     /** Required: a command that names no key says `{ kind: 'none' }`. */
     keys: KeySpec<RequestOf<A>>;
-    rawJson?: boolean;
-    handler: Handler<RequestOf<A>>;
+    /** Default `json`; the handler's return type follows the kind. */
+    result?: K;
+    handler: Handler<RequestOf<A>, ResultValue[K]>;
   },
 ): CommandDef<A> {
   return {
@@ -109,7 +109,7 @@ export function defineCommand<A extends ActionName>(
     flags: def.flags,
     keys: def.keys as AnyKeySpec,
     schema: ACTIONS[name],
-    rawJson: def.rawJson ?? false,
+    result: def.result ?? 'json',
     handler: def.handler,
   };
 }
@@ -129,7 +129,7 @@ export interface Command {
   readonly noAuth: boolean;
   readonly keys: AnyKeySpec;
   readonly schema: ActionSpec;
-  readonly rawJson: boolean;
+  readonly result: ResultKind;
   // The table erases each handler's request type; the codec has validated the request against
   // the same action's schema before the dispatcher calls it.
   readonly handler: Handler<never>;
@@ -160,7 +160,7 @@ export function buildTable(families: readonly (readonly AnyCommandDef[])[]): Com
         noAuth: def.flags.includes('noAuth'),
         keys: def.keys,
         schema: def.schema,
-        rawJson: def.rawJson,
+        result: def.result,
         handler: def.handler as Handler<never>,
       };
       byName.set(name, command);

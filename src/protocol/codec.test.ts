@@ -1,6 +1,15 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { decode, encodeError, encodeOk, nestsDeeperThan, RequestError, toJson } from './codec.js';
+import {
+  decode,
+  encodeError,
+  encodeOk,
+  encodeResult,
+  nestsDeeperThan,
+  RawFields,
+  RequestError,
+  toJson,
+} from './codec.js';
 
 function fails(line: Buffer | string, maxDepth?: number): RequestError {
   const r = decode(line, maxDepth);
@@ -183,5 +192,32 @@ describe('encode', () => {
     );
     expect(toJson(-0)).toBe('0');
     expect(toJson(undefined)).toBe('null');
+  });
+
+  it('encodes each result kind: a JSON value, stored text as is, stored texts by name', () => {
+    expect(encodeResult(1, 'json', { a: [1, 'x'] })).toBe('{"id":1,"ok":true,"result":{"a":[1,"x"]}}\n');
+    expect(encodeResult(undefined, 'json', true)).toBe('{"ok":true,"result":true}\n');
+    expect(encodeResult(undefined, 'rawJson', '{"b":  2}')).toBe('{"ok":true,"result":{"b":  2}}\n');
+    const fields = new RawFields(['a', 'q"uote', '__proto__', 'gone'], ['1', 'null', '{}', undefined]);
+    const line = encodeResult('m', 'rawFields', fields);
+    expect(line).toBe('{"id":"m","ok":true,"result":{"a":1,"q\\"uote":null,"__proto__":{}}}\n');
+    const parsed = JSON.parse(line).result;
+    expect(Object.keys(parsed)).toEqual(['a', 'q"uote', '__proto__']);
+    expect(encodeResult(undefined, 'rawFields', new RawFields(['x'], [undefined]))).toBe(
+      '{"ok":true,"result":{}}\n',
+    );
+  });
+
+  it('rawFields matches JSON.stringify of the object it stands for', () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.string(), fc.option(fc.jsonValue(), { nil: undefined }))), (pairs) => {
+        const unique = [...new Map(pairs).entries()];
+        const names = unique.map(([n]) => n);
+        const values = unique.map(([, v]) => (v === undefined ? undefined : JSON.stringify(v)));
+        const line = encodeResult(undefined, 'rawFields', new RawFields(names, values));
+        const expected = Object.fromEntries(unique.filter(([, v]) => v !== undefined));
+        expect(JSON.parse(line).result).toEqual(JSON.parse(JSON.stringify(expected)));
+      }),
+    );
   });
 });

@@ -7,7 +7,9 @@
  * garbage-spewing client cost us far more than it costs itself.
  *
  * encode: fixed-shape responses from precomputed fragments; only the dynamic parts are serialized.
- * Stored values are already JSON text, so a GET result is spliced in as is.
+ * Handlers return values, never JSON text of their own making; each command declares the kind of
+ * its result (`ResultKind`) and `encodeResult` is the one place that turns it into text. Stored
+ * values are already JSON text, so a GET result is spliced in as is.
  */
 import { isUtf8 } from 'node:buffer';
 import { ERRORS, type ErrorCode } from './errors.js';
@@ -188,9 +190,20 @@ export function toJson(value: unknown): string {
   if (value === false) return 'false';
   if (value === null || value === undefined) return 'null';
   if (typeof value === 'number') return Number.isFinite(value) ? `${value}` : 'null';
-  if (value instanceof RawFields) return value.encode();
   return JSON.stringify(value);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Results: what a command hands back, and the one place that turns it into response text
+
+/**
+ * How a command's result becomes the response's `result` member. A command declares its kind once
+ * (in the table), so a GET's stored text needs no wrapper object per request:
+ * - `json`: any JSON value, serialized here (`toJson`);
+ * - `rawJson`: JSON text as the store keeps it (`JsonText`), spliced in as is, never re-parsed;
+ * - `rawFields`: an object of stored texts under names (`RawFields`), built here.
+ */
+export type ResultKind = 'json' | 'rawJson' | 'rawFields';
 
 /**
  * A result object whose values are JSON text already (values as the store holds them): encoded
@@ -213,4 +226,22 @@ export class RawFields {
     }
     return `${out}}`;
   }
+}
+
+/** What a handler of each kind returns (besides a Fail, or a promise of either). */
+export interface ResultValue {
+  json: unknown;
+  rawJson: string;
+  rawFields: RawFields;
+}
+
+/** The success line for a result of the given kind. */
+export function encodeResult<K extends ResultKind>(
+  id: RequestId | undefined,
+  kind: K,
+  value: ResultValue[K],
+): string {
+  if (kind === 'rawJson') return encodeOk(id, value as string);
+  if (kind === 'json') return encodeOk(id, toJson(value));
+  return encodeOk(id, (value as RawFields).encode());
 }
