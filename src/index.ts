@@ -17,7 +17,7 @@ export {
   PubSubError,
   type Unsubscribe,
 } from './pubsub/index.js';
-export { type CaretServer, createServer, type ServerOptions } from './server.js';
+export { type CaretServer, createServer, type ServerOptions, type ServerParts } from './server.js';
 export { MemoryStore, type MemoryStoreOptions } from './store/memory.js';
 export type {
   ChangeListener,
@@ -31,4 +31,10 @@ export type {
 export { StoreError } from './store/store.js';
 export { echoHandler } from './transport/echo.js';
 export type { ListenAddress, ShutdownSummary, TransportStats } from './transport/listener.js';
+export {
+  type Encoded,
+  Pipeline,
+  type PipelineLimits,
+  type RequestCodec,
+} from './transport/pipeline.js';
 export type { Connection, ConnectionHandler, HandlerFactory } from './transport/types.js';
