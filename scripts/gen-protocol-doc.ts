@@ -11,6 +11,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { TSchema } from '@sinclair/typebox';
 import { defaultCommandTable } from '../src/commands/index.js';
 import { ERRORS } from '../src/protocol/errors.js';
+import { PUSHES } from '../src/protocol/pushes.js';
 import { ACTIONS } from '../src/protocol/schema.js';
 
 export const DOC_PATH = fileURLToPath(new URL('../docs/protocol.md', import.meta.url));
@@ -99,6 +100,18 @@ export function renderErrors(): string {
   return `${out.join('\n')}\n`;
 }
 
+/** The pushes table, from PUSHES (src/protocol/pushes.ts): the event, its fields, when it comes. */
+export function renderPushes(): string {
+  const out = ['| event | fields | when |', '|---|---|---|'];
+  for (const [event, schema] of Object.entries(PUSHES)) {
+    const props = Object.entries(schema.properties as Record<string, TSchema>).filter(([k]) => k !== 'event');
+    const required = new Set((schema.required ?? []) as string[]);
+    const fields = props.map(([k, v]) => `\`${k}${required.has(k) ? '' : '?'}\`: ${typeOf(v)}`).join(', ');
+    out.push(`| \`${event}\` | ${cell(fields)} | ${cell(schema.description)} |`);
+  }
+  return `${out.join('\n')}\n`;
+}
+
 function replaceSection(doc: string, name: string, body: string): string {
   const begin = `<!-- ${name}:begin -->`;
   const end = `<!-- ${name}:end -->`;
@@ -124,7 +137,11 @@ function formatMarkdown(text: string): string {
 /** The document with its generated sections brought up to date (and formatted). */
 export function renderDoc(doc: string): string {
   return formatMarkdown(
-    replaceSection(replaceSection(doc, 'actions', renderActions()), 'errors', renderErrors()),
+    replaceSection(
+      replaceSection(replaceSection(doc, 'actions', renderActions()), 'errors', renderErrors()),
+      'pushes',
+      renderPushes(),
+    ),
   );
 }
 

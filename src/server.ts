@@ -6,7 +6,9 @@ import type { ReloadSummary } from './commands/table.js';
 import { CONFIG_KEYS, type Config, ConfigError } from './config.js';
 import { createProtocolHandler } from './handler.js';
 import { createLogger, type Logger } from './log.js';
+import { encodeError } from './protocol/codec.js';
 import { ERRORS } from './protocol/errors.js';
+import { NDJSON_PUSHES } from './protocol/pushes.js';
 import { compileValidatorsSoon } from './protocol/validate.js';
 import { Broker, type PubSubBroker } from './pubsub/broker.js';
 import type { PubSub } from './pubsub/local.js';
@@ -75,18 +77,12 @@ export interface CaretServer {
 }
 
 // Built once: every rejected connection gets the same bytes.
-const TOO_MANY_CONNECTIONS_LINE = `${JSON.stringify({
-  ok: false,
-  error: { code: 'TOO_MANY_CONNECTIONS', message: ERRORS.TOO_MANY_CONNECTIONS },
-})}\n`;
-const TOO_MANY_FROM_ADDRESS_LINE = `${JSON.stringify({
-  ok: false,
-  error: {
-    code: 'TOO_MANY_CONNECTIONS',
-    message:
-      'This address has as many connections open as one address may (--max-connections-per-address): close one, or raise the limit.',
-  },
-})}\n`;
+const TOO_MANY_CONNECTIONS_LINE = encodeError(undefined, 'TOO_MANY_CONNECTIONS', ERRORS.TOO_MANY_CONNECTIONS);
+const TOO_MANY_FROM_ADDRESS_LINE = encodeError(
+  undefined,
+  'TOO_MANY_CONNECTIONS',
+  'This address has as many connections open as one address may (--max-connections-per-address): close one, or raise the limit.',
+);
 
 /** Settings a reload applies to the running server; any other change waits for a restart. */
 const LIVE_SETTINGS = new Set(['users', 'protectedMode', 'tlsCert', 'tlsKey', 'tlsCa']);
@@ -115,6 +111,7 @@ export function createServer(config: Config, options: ServerOptions = {}): Caret
   const logger = options.logger ?? createLogger({ level: config.logLevel, format: config.logFormat });
   const store = options.store ?? createStore(config.store, { logger: logger.child({ component: 'store' }) });
   const broker: PubSubBroker = new Broker({
+    pushes: NDJSON_PUSHES,
     logger: logger.child({ component: 'pubsub' }),
     limits: {
       subscriberBuffer: config.subscriberBuffer,

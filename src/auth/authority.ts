@@ -5,6 +5,7 @@
  */
 import { type Logger, pino } from 'pino';
 import { LogLimiter } from '../log.js';
+import { encodeError } from '../protocol/codec.js';
 import { ERRORS } from '../protocol/errors.js';
 import { LIMITS } from '../protocol/schema.js';
 import type { Connection } from '../transport/types.js';
@@ -52,8 +53,9 @@ export interface AuthStats {
   refusedConnections: number;
 }
 
+/** A connection-level refusal: an error line without `id` (the encoder is protocol/codec.ts's). */
 function line(code: 'PROTECTED_MODE' | 'RATE_LIMITED' | 'AUTH_TIMEOUT', message: string): string {
-  return `${JSON.stringify({ ok: false, error: { code, message } })}\n`;
+  return encodeError(undefined, code, message);
 }
 
 const PROTECTED_LINE = line(

@@ -18,6 +18,7 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { ERRORS } from '../protocol/errors.js';
+import { NDJSON_PUSHES } from '../protocol/pushes.js';
 import type { Request } from '../protocol/schema.js';
 import { quote } from '../quote.js';
 import { Fail } from '../result.js';
@@ -372,8 +373,8 @@ export class ConnectionAuth extends EventEmitter<ConnectionAuthEvents> {
     setImmediate(() => conn.end());
   }
 
-  #push(event: string, message: string): void {
-    this.#conn?.write(`${JSON.stringify({ event, message })}\n`);
+  #deauthenticated(message: string): void {
+    this.#conn?.write(NDJSON_PUSHES.deauthenticated(message));
   }
 
   /** @internal The authority's reload reaches each connection here. */
@@ -398,18 +399,14 @@ export class ConnectionAuth extends EventEmitter<ConnectionAuthEvents> {
         conn.end(authority.protectedLine);
       } else if (before !== null) {
         this.#log.info({ user: before.name }, 'user removed with every other; connection is now open');
-        this.#push(
-          'deauthenticated',
+        this.#deauthenticated(
           `user ${quote(before.name)} was removed: the server now has no users, so this connection runs unauthenticated with an open server's rights`,
         );
       }
     } else if (before === null) {
       this.#unbind();
       if (wasOpen) {
-        this.#push(
-          'deauthenticated',
-          'the server now requires authentication: send AUTH before anything else',
-        );
+        this.#deauthenticated('the server now requires authentication: send AUTH before anything else');
       }
     } else {
       const next = authority.users.get(before.name);
@@ -417,7 +414,7 @@ export class ConnectionAuth extends EventEmitter<ConnectionAuthEvents> {
         this.#unbind();
         const why = next === undefined ? 'was removed' : 'has a new password';
         this.#log.info({ user: before.name }, `user ${why}; connection deauthenticated`);
-        this.#push('deauthenticated', `user ${quote(before.name)} ${why}: send AUTH again`);
+        this.#deauthenticated(`user ${quote(before.name)} ${why}: send AUTH again`);
       } else {
         this.#bind(next);
       }

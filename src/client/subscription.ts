@@ -1,34 +1,34 @@
 import { EventEmitter } from 'node:events';
+import type { PushOf } from '../protocol/pushes.js';
 import type { CaretError } from './errors.js';
 import { RingQueue } from './queue.js';
 
 /** What a key change was (the server's `op`). */
-export type ChangeOp = 'set' | 'del' | 'expire' | 'drop' | 'incr' | 'cas';
+/** What happened to an observed key: the `op` of the protocol's `change` push (protocol/pushes.ts). */
+export type ChangeOp = PushOf<'change'>['op'];
 
-/** A published message, as `db.subscribe()` yields it. */
-export interface SubscriptionMessage<T = unknown> {
+type FromPush<P extends 'message' | 'change'> = Readonly<Omit<PushOf<P>, 'event' | 'message' | 'value'>>;
+
+/**
+ * A published message, as `db.subscribe()` yields it: the protocol's `message` push (its fields
+ * and their documentation come from protocol/pushes.ts), typed by `T`. `channel` is canonical,
+ * `pattern` the subscribed pattern that matched (a publish matching two patterns arrives twice),
+ * `from` the server's stamp, `seq` the connection's push counter (it restarts at 1 on each new
+ * connection).
+ */
+export type SubscriptionMessage<T = unknown> = FromPush<'message'> & {
   readonly type: 'message';
-  /** The channel it was published on (canonical: no leading `^`). */
-  readonly channel: string;
-  /** The subscribed pattern that matched (a publish matching two patterns arrives twice). */
-  readonly pattern: string;
   readonly message: T;
-  /** Stamped by the server: the publisher's user, its connection id, or `"$server"`. */
-  readonly from: string | number;
-  /** The connection's push counter (it restarts at 1 on each new connection). */
-  readonly seq: number;
-}
+};
 
-/** A change of an observed key, as `db.observe()` yields it. */
-export interface SubscriptionChange<T = unknown> {
+/**
+ * A change of an observed key: the protocol's `change` push. For `drop`, `key` is the namespace
+ * that was removed with everything below it; `value` is there for `set`, `incr` and `cas` only.
+ */
+export type SubscriptionChange<T = unknown> = FromPush<'change'> & {
   readonly type: 'change';
-  /** The key that changed; for `drop`, the namespace that was removed with everything below it. */
-  readonly key: string;
-  readonly op: ChangeOp;
-  /** The new value, for `set`, `incr` and `cas` only. */
   readonly value?: T;
-  readonly seq: number;
-}
+};
 
 /**
  * Items were lost here: `dropped` pushes the server dropped while this connection read too slowly

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
+import { NDJSON_PUSHES } from '../protocol/pushes.js';
 import { Broker } from '../pubsub/broker.js';
 import { Fail } from '../result.js';
 import type { Connection } from '../transport/types.js';
@@ -58,7 +59,7 @@ function context(
 
 describe('pub/sub command handlers', () => {
   it('run each action against the connection’s subscriber', () => {
-    const broker = new Broker();
+    const broker = new Broker({ pushes: NDJSON_PUSHES });
     const sub = fakeConn(1);
     const pub = fakeConn(2);
     const s = context(sub, broker);
@@ -78,7 +79,7 @@ describe('pub/sub command handlers', () => {
   });
 
   it('turn refusals into failures with the catalogue code and the broker’s message', () => {
-    const broker = new Broker();
+    const broker = new Broker({ pushes: NDJSON_PUSHES });
     const p = context(fakeConn(3), broker);
     const refused = pubsubHandlers.PUBLISH({ action: 'PUBLISH', channel: '$sys^shutdown', message: 1 }, p);
     expect(refused).toBeInstanceOf(Fail);
@@ -104,13 +105,13 @@ describe('pub/sub command handlers', () => {
     expect(none).toMatchObject({ code: 'INTERNAL', message: 'pub/sub is not enabled on this server' });
     const noConn = pubsubHandlers.PUBLISH(
       { action: 'PUBLISH', channel: 'a', message: 1 },
-      context(undefined, new Broker()) as CommandContext,
+      context(undefined, new Broker({ pushes: NDJSON_PUSHES })) as CommandContext,
     );
     expect(noConn).toMatchObject({ code: 'BAD_REQUEST' });
   });
 
   it('apply the user’s permissions, stamp the user, and revoke what a change no longer allows', () => {
-    const broker = new Broker();
+    const broker = new Broker({ pushes: NDJSON_PUSHES });
     const conn = fakeConn(5);
     const auth = new FakeAuth();
     auth.required = true;

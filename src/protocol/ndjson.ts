@@ -15,6 +15,7 @@ import type { Encoded, RequestCodec } from '../transport/pipeline.js';
 import { decode, RequestError, type RequestId } from './codec.js';
 import { ERRORS, type ErrorCode } from './errors.js';
 import { LINE_TOO_LONG, LineFramer, type LineResult } from './lines.js';
+import { NDJSON_PUSHES } from './pushes.js';
 import type { Request } from './schema.js';
 
 /** Runs decoded requests (the command dispatcher fits): each answer is an encoded response line. */
@@ -43,7 +44,7 @@ export interface NdjsonOptions {
 }
 
 /** A push (never a response): the server runs nothing more on this connection. */
-export const SHUTDOWN_PUSH = `${JSON.stringify({ event: 'shutdown', message: ERRORS.SHUTTING_DOWN })}\n`;
+export const SHUTDOWN_PUSH = NDJSON_PUSHES.shutdown(ERRORS.SHUTTING_DOWN);
 
 function tooLongMessage(limit: number, authenticated: boolean): string {
   return authenticated

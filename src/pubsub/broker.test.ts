@@ -1,5 +1,6 @@
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
+import { NDJSON_PUSHES } from '../protocol/pushes.js';
 import { MemoryStore } from '../store/memory.js';
 import { Broker, SERVER_FROM } from './broker.js';
 import { type BrokerLimits, PubSubRefusal } from './limits.js';
@@ -56,7 +57,7 @@ class FakeConn implements PushSink {
 }
 
 function setup(limits: Partial<BrokerLimits> = {}, now?: () => number) {
-  const broker = new Broker({ limits, ...(now ? { now } : {}) });
+  const broker = new Broker({ pushes: NDJSON_PUSHES, limits, ...(now ? { now } : {}) });
   const conn = () => {
     const c = new FakeConn();
     return { c, r: broker.remote(c) };
@@ -298,9 +299,15 @@ describe('Broker: limits', () => {
   });
 
   it('rejects nonsensical limits at construction', () => {
-    expect(() => new Broker({ limits: { subscriberBuffer: 0 } })).toThrow(/subscriberBuffer/);
-    expect(() => new Broker({ limits: { slowSubscriber: 'pause' as 'drop' } })).toThrow(/slowSubscriber/);
-    expect(() => new Broker({ limits: { maxPublishRate: -1 } })).toThrow(/maxPublishRate/);
+    expect(() => new Broker({ pushes: NDJSON_PUSHES, limits: { subscriberBuffer: 0 } })).toThrow(
+      /subscriberBuffer/,
+    );
+    expect(
+      () => new Broker({ pushes: NDJSON_PUSHES, limits: { slowSubscriber: 'pause' as 'drop' } }),
+    ).toThrow(/slowSubscriber/);
+    expect(() => new Broker({ pushes: NDJSON_PUSHES, limits: { maxPublishRate: -1 } })).toThrow(
+      /maxPublishRate/,
+    );
   });
 });
 

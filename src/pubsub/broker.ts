@@ -47,11 +47,21 @@ import {
   SYSTEM_SEGMENT,
 } from './pattern.js';
 import { type OutputCounters, type PushSink, RemoteSubscriber } from './remote.js';
-import { Change, DELIVERED, GONE, Message, type Subscriber, Subscription } from './subscriber.js';
+import {
+  Change,
+  DELIVERED,
+  GONE,
+  Message,
+  type PushEncoder,
+  type Subscriber,
+  Subscription,
+} from './subscriber.js';
 import { SubscriptionIndex } from './trie.js';
 import type { BrokerCore } from './types.js';
 
 export interface BrokerOptions {
+  /** How pushes are written: protocol/pushes.ts's NDJSON_PUSHES for the JSON protocol. */
+  pushes: PushEncoder;
   limits?: Partial<BrokerLimits>;
   /** For in-process handler faults and system events; silent by default. */
   logger?: Logger;
@@ -83,13 +93,15 @@ export interface BrokerStats {
 /** `from` of messages the server itself (or the embedding program) publishes. */
 export const SERVER_FROM = '$server';
 
-const SERVER: Publisher = {
-  from: SERVER_FROM,
-  fromJson: JSON.stringify(SERVER_FROM),
-  rate: undefined,
-  guard: undefined,
-  refused() {},
-};
+function serverPublisher(pushes: PushEncoder): Publisher {
+  return {
+    from: SERVER_FROM,
+    fromJson: pushes.quoted(SERVER_FROM),
+    rate: undefined,
+    guard: undefined,
+    refused() {},
+  };
+}
 
 /** Which family a subscription belongs to: its map on the subscriber, its index, its rules. */
 interface Family {
@@ -141,6 +153,9 @@ export class Broker implements PubSubBroker {
   readonly #keys: Family;
   readonly #remotes = new WeakMap<object, RemoteSubscriber>();
   readonly #now: () => number;
+  readonly #pushes: PushEncoder;
+  /** The server's own publisher identity (`$server`). */
+  readonly #server: Publisher;
   readonly #output: OutputCounters = { dropped: 0, slowDisconnected: 0 };
   readonly #refused = Object.fromEntries(REFUSAL_CODES.map((c) => [c, 0])) as Record<RefusalCode, number>;
   #subscribers = 0;
@@ -153,7 +168,9 @@ export class Broker implements PubSubBroker {
   #depth = 0;
   readonly #faults: LogLimiter;
 
-  constructor(options: BrokerOptions = {}) {
+  constructor(options: BrokerOptions) {
+    this.#pushes = options.pushes;
+    this.#server = serverPublisher(options.pushes);
     this.limits = resolveLimits(options.limits);
     this.log = options.logger ?? pino({ enabled: false });
     this.#now = options.now ?? Date.now;
@@ -183,7 +200,7 @@ export class Broker implements PubSubBroker {
     if (remote === undefined) {
       const rate =
         this.limits.maxPublishRate > 0 ? new TokenBucket(this.limits.maxPublishRate, this.#now) : undefined;
-      remote = new RemoteSubscriber(conn, this.limits, this.#output, rate);
+      remote = new RemoteSubscriber(conn, this.limits, this.#output, rate, this.#pushes);
       this.#remotes.set(conn, remote);
     }
     return remote;
@@ -296,7 +313,7 @@ export class Broker implements PubSubBroker {
     }
     for (const pattern of parsed) {
       if (map.has(pattern.text)) continue;
-      const sub = new Subscription(subscriber, pattern, JSON.stringify(pattern.text));
+      const sub = new Subscription(subscriber, pattern, this.#pushes.quoted(pattern.text));
       map.set(pattern.text, sub);
       family.index.add(pattern, sub);
     }
@@ -389,12 +406,12 @@ export class Broker implements PubSubBroker {
     if (!isSystemChannel(canonical)) {
       throw new RangeError(`publishSystem: ${JSON.stringify(canonical)} is not under ${SYSTEM_SEGMENT}`);
     }
-    return this.#deliver(canonical, json, SERVER);
+    return this.#deliver(canonical, json, this.#server);
   }
 
   /** In-process publish (local.ts): server identity, no rate limit, same channel rules. */
   publishLocal(channel: string, json: JsonText): number | PubSubRefusal {
-    return this.publish(channel, json, SERVER);
+    return this.publish(channel, json, this.#server);
   }
 
   #messageTooLarge(json: JsonText): string | undefined {
@@ -412,7 +429,7 @@ export class Broker implements PubSubBroker {
     const matched = this.#depth === 0 ? this.#scratch : [];
     this.#channels.index.match(channel, matched);
     if (matched.length === 0) return 0;
-    const message = new Message(channel, json, publisher.from, publisher.fromJson);
+    const message = new Message(channel, json, publisher.from, publisher.fromJson, this.#pushes);
     let delivered = 0;
     this.#depth++;
     try {
@@ -442,7 +459,7 @@ export class Broker implements PubSubBroker {
     if (op === 'drop') index.matchUnder(key, matched);
     else index.match(key, matched);
     if (matched.length === 0) return;
-    const change = new Change(key, op, value);
+    const change = new Change(key, op, value, this.#pushes);
     const stamp = ++this.#changeStamp;
     let delivered = 0;
     this.#depth++;

@@ -2,6 +2,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
+import { NDJSON_PUSHES } from '../protocol/pushes.js';
 import { MemoryStore } from '../store/memory.js';
 import { Broker, SERVER_FROM } from './broker.js';
 import { type ChangeEvent, type MessageEvent, PubSubError } from './index.js';
@@ -13,7 +14,7 @@ const gc = runInNewContext('gc') as () => void;
 function setup() {
   const logs: Record<string, unknown>[] = [];
   const logger = pino({ level: 'debug' }, { write: (line: string) => void logs.push(JSON.parse(line)) });
-  const broker = new Broker({ logger });
+  const broker = new Broker({ pushes: NDJSON_PUSHES, logger });
   return { broker, pubsub: broker.pubsub, logs };
 }
 

@@ -1,5 +1,6 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
+import { NDJSON_PUSHES } from '../protocol/pushes.js';
 import { type BrokerLimits, resolveLimits } from './limits.js';
 import { channelRules, type Pattern, parsePattern } from './pattern.js';
 import { type OutputCounters, type PushSink, RemoteSubscriber } from './remote.js';
@@ -68,11 +69,12 @@ const pattern = parsePattern('c', channelRules()) as Pattern;
 function setup(limits: Partial<BrokerLimits> = {}) {
   const sink = new FakeSink();
   const counters: OutputCounters = { dropped: 0, slowDisconnected: 0 };
-  const sub = new RemoteSubscriber(sink, resolveLimits(limits), counters, undefined);
+  const sub = new RemoteSubscriber(sink, resolveLimits(limits), counters, undefined, NDJSON_PUSHES);
   sink.subscriber = sub;
   const subscription = new Subscription(sub, pattern, JSON.stringify(pattern.text));
   /** One publish of `json` on `c`: the outcome and the push line's length when it was written. */
-  const publish = (json: string) => sub.message(new Message('c', json, 'p', '"p"'), subscription);
+  const publish = (json: string) =>
+    sub.message(new Message('c', json, 'p', '"p"', NDJSON_PUSHES), subscription);
   return { sink, sub, counters, publish };
 }
 
@@ -135,7 +137,7 @@ describe('RemoteSubscriber: drop policy and the gap line', () => {
 
   it('counts dropped changes too, and a new run of drops after a gap asks again', () => {
     const { sink, publish, sub } = setup({ subscriberBuffer: 240 });
-    const change = new Change('k', 'set', '1');
+    const change = new Change('k', 'set', '1', NDJSON_PUSHES);
     for (let i = 1; i <= 4; i++) publish(`${i}`);
     expect(sub.change(change)).toBe(1); // DROPPED
     sink.flush();

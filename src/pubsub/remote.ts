@@ -25,11 +25,9 @@ import {
   DELIVERED,
   DROPPED,
   GONE,
-  gapLine,
   type Message,
   type Outcome,
-  PUSH_END,
-  revokedLine,
+  type PushEncoder,
   Subscriber,
   type Subscription,
 } from './subscriber.js';
@@ -64,16 +62,17 @@ export class RemoteSubscriber extends Subscriber implements Publisher {
     private readonly limits: BrokerLimits,
     private readonly counters: OutputCounters,
     readonly rate: TokenBucket | undefined,
+    private readonly pushes: PushEncoder,
   ) {
     super();
     this.from = conn.id;
-    this.fromJson = `${conn.id}`;
+    this.fromJson = pushes.quoted(conn.id);
   }
 
   /** Restamps its messages: the authenticated user's name, or null for the connection id. */
   identify(user: string | null): void {
     this.from = user ?? this.conn.id;
-    this.fromJson = JSON.stringify(this.from);
+    this.fromJson = this.pushes.quoted(this.from);
   }
 
   message(message: Message, subscription: Subscription): Outcome {
@@ -82,10 +81,11 @@ export class RemoteSubscriber extends Subscriber implements Publisher {
     const head = message.head;
     const tail = message.tail;
     const pattern = subscription.patternJson;
-    if (!this.#admit(head.length + pattern.length + tail.length + seq.length + PUSH_END.length)) {
+    const end = this.pushes.end;
+    if (!this.#admit(head.length + pattern.length + tail.length + seq.length + end.length)) {
       return this.#overflow();
     }
-    this.conn.write(`${head}${pattern}${tail}${seq}${PUSH_END}`);
+    this.conn.write(`${head}${pattern}${tail}${seq}${end}`);
     return DELIVERED;
   }
 
@@ -93,8 +93,9 @@ export class RemoteSubscriber extends Subscriber implements Publisher {
     if (this.conn.closed) return GONE;
     const seq = `${++this.seq}`;
     const head = change.head;
-    if (!this.#admit(head.length + seq.length + PUSH_END.length)) return this.#overflow();
-    this.conn.write(`${head}${seq}${PUSH_END}`);
+    const end = this.pushes.end;
+    if (!this.#admit(head.length + seq.length + end.length)) return this.#overflow();
+    this.conn.write(`${head}${seq}${end}`);
     return DELIVERED;
   }
 
@@ -118,7 +119,7 @@ export class RemoteSubscriber extends Subscriber implements Publisher {
   override revoked(channels: readonly string[], keys: readonly string[], reason: string): void {
     if (this.conn.closed) return;
     this.conn.log.info({ channels, keys, reason }, 'subscriptions revoked');
-    this.conn.write(revokedLine(channels, keys, reason));
+    this.conn.write(this.pushes.revoked(channels, keys, reason));
   }
 
   refused(code: RefusalCode, message: string): void {
@@ -164,6 +165,6 @@ export class RemoteSubscriber extends Subscriber implements Publisher {
   #sendGap(): void {
     const dropped = this.dropped;
     this.dropped = 0;
-    this.conn.write(gapLine(dropped));
+    this.conn.write(this.pushes.gap(dropped));
   }
 }

@@ -3,9 +3,9 @@
  * mutation, shared by every subscriber it reaches, and the `Subscriber` contract that remote
  * connections (remote.ts) and in-process handlers (local.ts) implement.
  *
- * Push lines are built from fixed fragments: per publish, the channel, message and `from` are
- * serialized once (lazily, only when a remote subscriber is reached); per subscription, the
- * pattern was serialized when it subscribed; per push, only `seq` is new.
+ * Push lines come from the PushEncoder in fragments: per publish, the channel, message and `from`
+ * are encoded once (lazily, only when a remote subscriber is reached); per subscription, the
+ * pattern was encoded when it subscribed; per push, only `seq` is new.
  */
 import type { ChangeOp, JsonText } from '../store/store.js';
 import type { AccessGuard, PublisherId } from './limits.js';
@@ -54,13 +54,22 @@ export abstract class Subscriber {
   revoked(_channels: readonly string[], _keys: readonly string[], _reason: string): void {}
 }
 
-const MESSAGE_HEAD = '{"event":"message","channel":';
-const PATTERN_FIELD = ',"pattern":';
-const MESSAGE_FIELD = ',"message":';
-const FROM_FIELD = ',"from":';
-const SEQ_FIELD = ',"seq":';
-/** Closes a push after its seq. */
-export const PUSH_END = '}\n';
+/**
+ * How pushes are written (protocol/pushes.ts's NDJSON_PUSHES for the JSON protocol, handed in by
+ * the composition root): the broker never builds a wire line itself. Heads and tails are built
+ * once per publish or change and shared by every subscriber it reaches; a push adds its `seq`.
+ */
+export interface PushEncoder {
+  messageHead(channel: string): string;
+  messageTail(json: JsonText, fromJson: string): string;
+  /** A pattern or a `from` identity as it appears in pushes. */
+  quoted(text: string | number): string;
+  changeHead(key: string, op: ChangeOp, value: JsonText | undefined): string;
+  /** Closes a push after its seq. */
+  readonly end: string;
+  gap(dropped: number): string;
+  revoked(channels: readonly string[], keys: readonly string[], reason: string): string;
+}
 
 /** One publish, as every subscriber it reaches sees it. */
 export class Message {
@@ -74,33 +83,21 @@ export class Message {
     readonly json: JsonText,
     readonly from: PublisherId,
     readonly fromJson: string,
+    private readonly pushes: PushEncoder,
   ) {}
 
-  /** `{"event":"message","channel":"news^eu","pattern":` */
+  /** Everything before the subscription's pattern (JSON: `{"event":"message","channel":"news^eu","pattern":`). */
   get head(): string {
-    this.#head ??= `${MESSAGE_HEAD}${JSON.stringify(this.channel)}${PATTERN_FIELD}`;
+    this.#head ??= this.pushes.messageHead(this.channel);
     return this.#head;
   }
 
-  /** `,"message":<json>,"from":<from>,"seq":` */
+  /** Everything between the pattern and the seq (JSON: `,"message":<json>,"from":<from>,"seq":`). */
   get tail(): string {
-    this.#tail ??= `${MESSAGE_FIELD}${this.json}${FROM_FIELD}${this.fromJson}${SEQ_FIELD}`;
+    this.#tail ??= this.pushes.messageTail(this.json, this.fromJson);
     return this.#tail;
   }
 }
-
-const CHANGE_HEAD = '{"event":"change","key":';
-const OPS: readonly ChangeOp[] = ['set', 'del', 'expire', 'drop', 'incr', 'cas'];
-/** `,"op":"set","value":` — for changes that carry a value. */
-const OP_WITH_VALUE = Object.fromEntries(OPS.map((op) => [op, `,"op":"${op}","value":`])) as Record<
-  ChangeOp,
-  string
->;
-/** `,"op":"del","seq":` — for changes that carry none. */
-const OP_WITHOUT_VALUE = Object.fromEntries(OPS.map((op) => [op, `,"op":"${op}"${SEQ_FIELD}`])) as Record<
-  ChangeOp,
-  string
->;
 
 /**
  * One store mutation, as every observer it reaches sees it. For `drop`, `key` is the namespace
@@ -114,27 +111,12 @@ export class Change {
     readonly op: ChangeOp,
     /** The new value as JSON text, for set/incr/cas; undefined for del/expire/drop. */
     readonly value: JsonText | undefined,
+    private readonly pushes: PushEncoder,
   ) {}
 
-  /** `{"event":"change","key":"k","op":"set","value":<json>,"seq":` (no value field when none). */
+  /** Everything before the seq (JSON: `{"event":"change","key":"k","op":"set","value":<json>,"seq":`). */
   get head(): string {
-    if (this.#head === undefined) {
-      const key = `${CHANGE_HEAD}${JSON.stringify(this.key)}`;
-      this.#head =
-        this.value === undefined
-          ? `${key}${OP_WITHOUT_VALUE[this.op]}`
-          : `${key}${OP_WITH_VALUE[this.op]}${this.value}${SEQ_FIELD}`;
-    }
+    this.#head ??= this.pushes.changeHead(this.key, this.op, this.value);
     return this.#head;
   }
-}
-
-/** `{"event":"revoked","channels":[...],"keys":[...],"reason":"..."}` */
-export function revokedLine(channels: readonly string[], keys: readonly string[], reason: string): string {
-  return `${JSON.stringify({ event: 'revoked', channels, keys, reason })}\n`;
-}
-
-/** `{"event":"gap","dropped":N}` */
-export function gapLine(dropped: number): string {
-  return `{"event":"gap","dropped":${dropped}}\n`;
 }
