@@ -8,7 +8,7 @@
  * rows add up to roughly the `decode()` row; the alternatives beside them are what was weighed.
  */
 import { isUtf8 } from 'node:buffer';
-import { KeySpace } from '../src/bench/workload.js';
+import { KeySpace } from '../src/cli/bench/workload.js';
 import { decode, encodeOk, nestsDeeperThan } from '../src/protocol/codec.js';
 import { COMPILED } from '../src/protocol/validate.js';
 import { type MicroResult, micro, printMicro } from './lib/stats.js';

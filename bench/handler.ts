@@ -11,7 +11,7 @@
  * is the macro benchmark's workload minus the network.
  */
 import { pino } from 'pino';
-import { KeySpace } from '../src/bench/workload.js';
+import { KeySpace } from '../src/cli/bench/workload.js';
 import { createProtocolHandler } from '../src/handler.js';
 import { MemoryStore } from '../src/store/memory.js';
 import type { Connection, ConnectionHandler } from '../src/transport/types.js';

@@ -1,7 +1,7 @@
 /**
  * The second half of `npm run build`: tsc has compiled src/ to dist/ (the library, its types, and
  * every module as a file); this bundles the `caretkv` command (dist/cli.js) and the load
- * generator's worker (dist/bench/worker.js) in place, each module once, with what is loaded on
+ * generator's worker (dist/cli/bench/worker.js) in place, each module once, with what is loaded on
  * demand (`cli` shell, `bench` generator, pino-pretty) split into dist/chunks/.
  *
  * Why: loading ~360 module files (200 of them TypeBox's ESM build) was half of `caretkv serve`'s
@@ -23,7 +23,7 @@ const chunks = join(dist, 'chunks');
 rmSync(chunks, { recursive: true, force: true });
 
 await build({
-  entryPoints: [join(dist, 'cli.js'), join(dist, 'bench', 'worker.js')],
+  entryPoints: [join(dist, 'cli.js'), join(dist, 'cli', 'bench', 'worker.js')],
   outdir: dist,
   outbase: dist,
   // The entries are tsc's output: rewrite them with their bundles.

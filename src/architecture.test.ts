@@ -23,8 +23,7 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   auth: ['protocol', 'store', 'pubsub', 'transport'],
   commands: ['auth', 'protocol', 'pubsub', 'store', 'transport'],
   client: ['protocol'],
-  bench: ['client', 'protocol', 'store'],
-  cli: ['auth', 'bench', 'client', 'protocol', 'transport', '(root)'],
+  cli: ['auth', 'client', 'protocol', 'store', 'transport', '(root)'],
 };
 
 const IMPORT = /(?:import|export)\s[^'";]*?from\s+['"](\.[^'"]+)['"]|import\(\s*['"](\.[^'"]+)['"]\s*\)/g;

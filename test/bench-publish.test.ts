@@ -3,7 +3,7 @@
  * Numbers are checked for sanity and for exact accounting, never for speed.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { PublishBenchReport } from '../src/bench/publish.js';
+import type { PublishBenchReport } from '../src/cli/bench/publish.js';
 import { connect } from '../src/client/index.js';
 import { runCli } from './helpers/cli.js';
 import { startServer, type TestServer } from './helpers/server.js';

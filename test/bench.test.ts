@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import net from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { BenchReport } from '../src/bench/report.js';
+import type { BenchReport } from '../src/cli/bench/report.js';
 import { runCli, type SpawnedServer, spawnServer } from './helpers/cli.js';
 import { connect, destroyAllSockets, readBytes, waitFor } from './helpers/net.js';
 

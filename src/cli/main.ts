@@ -1,7 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { CONFIG_KEYS, ConfigError } from '../config.js';
 import { packageVersion } from '../version.js';
-import { registerBench } from './bench.js';
+import { registerBench } from './bench/command.js';
 import { registerEcho } from './echo.js';
 import { settingsHelp } from './options.js';
 import { registerPasswd } from './passwd.js';

@@ -46,11 +46,11 @@ class LocalUnit implements Unit {
   }
 }
 
-// Compiled: worker.js beside this file; from source (tsx, vitest): worker.ts, whose loader the
-// worker inherits through execArgv. Written as `../bench/` so that it also holds from the bundled
-// CLI, where this code sits in dist/chunks/ and the worker is bundled to dist/bench/worker.js.
+// From source (tsx, vitest): worker.ts beside this file, whose loader the worker inherits through
+// execArgv. From the bundled CLI this code sits in dist/chunks/ and the worker is bundled to
+// dist/cli/bench/worker.js (scripts/bundle.ts).
 const WORKER_URL = new URL(
-  import.meta.url.endsWith('.ts') ? '../bench/worker.ts' : '../bench/worker.js',
+  import.meta.url.endsWith('.ts') ? './worker.ts' : '../cli/bench/worker.js',
   import.meta.url,
 );
 

@@ -1,4 +1,5 @@
 import { type Command, InvalidArgumentError, Option } from 'commander';
+import { CliError } from '../process.js';
 import {
   type BenchOptions,
   BenchUsageError,
@@ -7,9 +8,8 @@ import {
   parseMix,
   TARGETS,
   type Target,
-} from '../bench/options.js';
-import type { PublishBenchOptions } from '../bench/publish.js';
-import { CliError } from './process.js';
+} from './options.js';
+import type { PublishBenchOptions } from './publish.js';
 
 const DEFAULT_DURATION_SECONDS = 10;
 
@@ -59,7 +59,7 @@ interface BenchFlags {
   subscribers: number;
 }
 
-/** `--actions publish` (any case) selects the fan-out benchmark (src/bench/publish.ts). */
+/** `--actions publish` (any case) selects the fan-out benchmark (src/cli/bench/publish.ts). */
 function isPublish(flags: BenchFlags): boolean {
   return flags.actions?.trim().toUpperCase() === 'PUBLISH';
 }
@@ -107,7 +107,7 @@ export function benchOptions(flags: BenchFlags): BenchOptions {
   };
 }
 
-/** `caretkv bench`: the load generator (see src/bench/). */
+/** `caretkv bench`: the load generator (this folder). */
 export function registerBench(program: Command): void {
   const bench = program
     .command('bench')
@@ -203,48 +203,35 @@ export function registerBench(program: Command): void {
     // Loaded only when bench runs: the generator (hdr-histogram-js, workers) is the heaviest part
     // of the CLI and would otherwise cost every `caretkv serve` ~100 ms of startup (measured,
     // docs/benchmarks.md).
-    const [{ BenchError }, { formatReport }, { runBench }] = await Promise.all([
-      import('../bench/load.js'),
-      import('../bench/report.js'),
-      import('../bench/runner.js'),
+    const [{ formatReport }, { runBench }] = await Promise.all([
+      import('./report.js'),
+      import('./runner.js'),
     ]);
-    const tty = process.stderr.isTTY === true;
-    const stop = new AbortController();
-    let interrupts = 0;
-    const onSigint = (): void => {
-      // First Ctrl-C: stop and report what was measured; second: leave now.
-      if (++interrupts > 1) process.exit(130);
-      stop.abort();
-    };
-    process.on('SIGINT', onSigint);
-    try {
-      const report = await runBench(options, {
-        signal: stop.signal,
-        onProgress: tty
-          ? ({ elapsedSeconds, requests }) => {
-              const rate = Math.round(requests / elapsedSeconds).toLocaleString('en-US');
-              process.stderr.write(
-                `\r\x1b[K  ${elapsedSeconds.toFixed(0)} s  ${requests.toLocaleString('en-US')} requests  ${rate} ops/s`,
-              );
-            }
-          : undefined,
-      });
-      if (tty) process.stderr.write('\r\x1b[K');
-      process.stdout.write(flags.json ? `${JSON.stringify(report)}\n` : formatReport(report));
-    } catch (err) {
-      if (tty) process.stderr.write('\r\x1b[K');
-      if (err instanceof BenchError) throw new CliError(err.message, 1);
-      throw err;
-    } finally {
-      process.off('SIGINT', onSigint);
-    }
+    await interruptible(
+      (signal, onProgress) =>
+        runBench(options, {
+          signal,
+          onProgress:
+            onProgress &&
+            (({ elapsedSeconds, requests }) => onProgress(elapsedSeconds, requests, 'requests', 'ops/s')),
+        }),
+      (report) => (flags.json ? `${JSON.stringify(report)}\n` : formatReport(report)),
+    );
   });
 }
 
-/** The fan-out run: loaded on demand like the request generator. */
-async function runPublish(options: PublishBenchOptions, json: boolean): Promise<void> {
-  const [{ BenchError }, { formatPublishReport, runPublishBench }, { availableParallelism }] =
-    await Promise.all([import('../bench/load.js'), import('../bench/publish.js'), import('node:os')]);
+type Progress = (elapsedSeconds: number, count: number, noun: string, unit: string) => void;
+
+/**
+ * Runs a benchmark the way both kinds share: a progress line on a terminal, the first Ctrl-C stops
+ * it and reports what was measured, a second one leaves at once; the report on stdout, a
+ * generator failure as a CliError.
+ */
+async function interruptible<R>(
+  run: (signal: AbortSignal, onProgress: Progress | undefined) => Promise<R>,
+  format: (report: R) => string,
+): Promise<void> {
+  const { BenchError } = await import('./load.js');
   const tty = process.stderr.isTTY === true;
   const stop = new AbortController();
   let interrupts = 0;
@@ -252,25 +239,17 @@ async function runPublish(options: PublishBenchOptions, json: boolean): Promise<
     if (++interrupts > 1) process.exit(130);
     stop.abort();
   };
+  const progress: Progress = (elapsedSeconds, count, noun, unit) => {
+    const rate = Math.round(count / elapsedSeconds).toLocaleString('en-US');
+    process.stderr.write(
+      `\r\x1b[K  ${elapsedSeconds.toFixed(0)} s  ${count.toLocaleString('en-US')} ${noun}  ${rate} ${unit}`,
+    );
+  };
   process.on('SIGINT', onSigint);
   try {
-    const report = await runPublishBench(
-      options,
-      {
-        signal: stop.signal,
-        onProgress: tty
-          ? ({ elapsedSeconds, delivered }) => {
-              const rate = Math.round(delivered / elapsedSeconds).toLocaleString('en-US');
-              process.stderr.write(
-                `\r\x1b[K  ${elapsedSeconds.toFixed(0)} s  ${delivered.toLocaleString('en-US')} delivered  ${rate} messages/s`,
-              );
-            }
-          : undefined,
-      },
-      availableParallelism(),
-    );
+    const report = await run(stop.signal, tty ? progress : undefined);
     if (tty) process.stderr.write('\r\x1b[K');
-    process.stdout.write(json ? `${JSON.stringify(report)}\n` : formatPublishReport(report));
+    process.stdout.write(format(report));
   } catch (err) {
     if (tty) process.stderr.write('\r\x1b[K');
     if (err instanceof BenchError) throw new CliError(err.message, 1);
@@ -278,4 +257,27 @@ async function runPublish(options: PublishBenchOptions, json: boolean): Promise<
   } finally {
     process.off('SIGINT', onSigint);
   }
+}
+
+/** The fan-out run: loaded on demand like the request generator. */
+async function runPublish(options: PublishBenchOptions, json: boolean): Promise<void> {
+  const [{ formatPublishReport, runPublishBench }, { availableParallelism }] = await Promise.all([
+    import('./publish.js'),
+    import('node:os'),
+  ]);
+  await interruptible(
+    (signal, onProgress) =>
+      runPublishBench(
+        options,
+        {
+          signal,
+          onProgress:
+            onProgress &&
+            (({ elapsedSeconds, delivered }) =>
+              onProgress(elapsedSeconds, delivered, 'delivered', 'messages/s')),
+        },
+        availableParallelism(),
+      ),
+    (report) => (json ? `${JSON.stringify(report)}\n` : formatPublishReport(report)),
+  );
 }

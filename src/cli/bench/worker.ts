@@ -15,7 +15,7 @@ export type FromWorker =
   | { type: 'error'; message: string };
 
 const port = parentPort;
-if (port === null) throw new Error('src/bench/worker.ts runs as a worker thread');
+if (port === null) throw new Error('src/cli/bench/worker.ts runs as a worker thread');
 
 const generator = new LoadGenerator(workerData as LoadShare);
 const post = (message: FromWorker): void => port.postMessage(message);
