@@ -2,9 +2,9 @@ import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import tls from 'node:tls';
-import { CaretError, type ClientErrorCode, clientError } from './errors.js';
+import { CaretError, clientError } from './errors.js';
 import { type ClientOptions, type ResolvedOptions, resolveOptions } from './options.js';
-import { RingQueue } from './queue.js';
+import { type Failure, failureError, failWith, type Pending, PendingRequests } from './requests.js';
 
 /**
  * The connection's life, as a state machine (after ioredis's `lib/Redis.ts`):
@@ -55,31 +55,13 @@ export interface ClientEvents {
   push: [message: PushMessage];
 }
 
-/** One request from the call until it settles. */
-interface Pending {
-  readonly action: string;
-  readonly key: string | undefined;
-  /** The encoded request, newline included, kept so it can be re-sent after a reconnect. */
-  readonly line: string;
-  readonly resolve: (value: unknown) => void;
-  readonly reject: (error: CaretError) => void;
-  /** performance.now() past which it times out; Infinity for none. */
-  readonly deadline: number;
-  /** Failed reconnect attempts it has waited through (checked against maxRetriesPerRequest). */
-  retries: number;
-  /** Settled by a timeout while its response is still due: the response is consumed and dropped. */
-  settled: boolean;
-  /** Sent by a handshake: never queued offline, never replayed (the handshake re-sends it). */
-  readonly internal: boolean;
-}
-
 /** Runs after each TCP connect and before 'ready' (authentication, resubscription). */
 export type Handshake = (send: (request: RawRequest) => Promise<unknown>) => Promise<void> | void;
 
 /**
- * The transport core: one socket, automatic pipelining, FIFO response matching, timeouts, an
- * offline queue and reconnects. It knows the wire framing and nothing of the actions; `CaretClient`
- * adds the typed methods on top.
+ * The transport core: one socket, automatic pipelining, line framing, reconnects and handshakes.
+ * The requests themselves (in flight, offline, their timeouts) are requests.ts's. It knows the wire
+ * framing and nothing of the actions; `CaretClient` adds the typed methods on top.
  */
 export class ClientCore extends EventEmitter<ClientEvents> {
   readonly options: ResolvedOptions;
@@ -93,15 +75,10 @@ export class ClientCore extends EventEmitter<ClientEvents> {
   private attempt = 0;
   private lastError: Error | undefined;
 
-  /** Requests written (or about to be written) to the socket, oldest first: responses pop the head. */
-  private readonly inflight = new RingQueue<Pending>(64);
-  /**
-   * How many requests at the head of `inflight` have timed out already. Deadlines grow in send
-   * order, so timed-out requests are always a prefix; counting it keeps the sweep from re-walking them.
-   */
-  private settledHead = 0;
-  /** Requests waiting for a connection. */
-  private readonly offline = new RingQueue<Pending>(16);
+  /** The requests: in flight (answered in order) and waiting offline, with their timeouts. */
+  private readonly requests: PendingRequests;
+  private readonly inflight: PendingRequests['inflight'];
+  private readonly offline: PendingRequests['offline'];
 
   /** Encoded requests not yet handed to the socket: coalesced into one write per tick. */
   private outBuf = '';
@@ -111,9 +88,6 @@ export class ClientCore extends EventEmitter<ClientEvents> {
   private readonly flushBound = () => this.flush();
   private readBuf = '';
 
-  private timeoutTimer: NodeJS.Timeout | null = null;
-  private timeoutAt = Number.POSITIVE_INFINITY;
-  private readonly sweepBound = () => this.sweepTimeouts();
   private reconnectTimer: NodeJS.Timeout | null = null;
   /** Bounds the current connection attempt, and later the wait for the server's FIN after close(). */
   private connectTimer: NodeJS.Timeout | null = null;
@@ -126,6 +100,11 @@ export class ClientCore extends EventEmitter<ClientEvents> {
   constructor(urlOrOptions?: string | ClientOptions, options?: ClientOptions) {
     super();
     this.options = resolveOptions(urlOrOptions, options);
+    this.requests = new PendingRequests(this.options.requestTimeout, () => {
+      if (this.closeRequested) this.maybeFinishClose();
+    });
+    this.inflight = this.requests.inflight;
+    this.offline = this.requests.offline;
     const { user, password } = this.options;
     if (user !== undefined && password !== undefined) {
       // First on every connection, so a reconnect re-authenticates before anything else is sent.
@@ -142,7 +121,7 @@ export class ClientCore extends EventEmitter<ClientEvents> {
 
   /** Requests sent and still awaiting their response (timed-out ones excluded). */
   get pendingCount(): number {
-    return this.inflight.length - this.settledHead;
+    return this.requests.unanswered;
   }
 
   /** Requests waiting for a connection. */
@@ -251,7 +230,7 @@ export class ClientCore extends EventEmitter<ClientEvents> {
         this.offline.push(pending);
         if (this._state === 'wait') this.startConnecting();
       }
-      if (pending.deadline < this.timeoutAt) this.armTimeout(pending.deadline);
+      this.requests.watch(pending);
     });
   }
 
@@ -359,10 +338,9 @@ export class ClientCore extends EventEmitter<ClientEvents> {
       this.protocolViolation('the server sent a response with no request waiting for it');
       return;
     }
-    const pending = this.inflight.shift()!;
+    const pending = this.requests.answered();
     if (pending.settled) {
-      // Timed out earlier: its response still had to be consumed here to keep the FIFO aligned.
-      this.settledHead--;
+      // Timed out earlier: its response was consumed only to keep the FIFO aligned.
     } else if (ok) {
       pending.resolve(m.result);
     } else {
@@ -394,49 +372,6 @@ export class ClientCore extends EventEmitter<ClientEvents> {
   private protocolViolation(detail: string): void {
     // The socket's 'error' handler reports it; 'close' then fails what was in flight.
     this.socket?.destroy(clientError('PROTOCOL_ERROR', undefined, undefined, detail));
-  }
-
-  // ---------------------------------------------------------------- timeouts
-
-  private armTimeout(deadline: number): void {
-    if (this.timeoutTimer !== null) clearTimeout(this.timeoutTimer);
-    this.timeoutAt = deadline;
-    this.timeoutTimer = setTimeout(this.sweepBound, Math.max(1, Math.ceil(deadline - performance.now())));
-    // The socket or the reconnect timer keeps the process alive while there is work; this timer alone must not.
-    this.timeoutTimer.unref();
-  }
-
-  /**
-   * One timer serves every request: deadlines grow in send order, so only the oldest unsettled
-   * request in each queue can be due next. A timed-out in-flight request stays in the FIFO (its
-   * response will still come and must be consumed in order); a timed-out queued one just leaves.
-   */
-  private sweepTimeouts(): void {
-    this.timeoutTimer = null;
-    this.timeoutAt = Number.POSITIVE_INFINITY;
-    const now = performance.now();
-    const timeout = this.options.requestTimeout;
-    for (;;) {
-      const p = this.inflight.at(this.settledHead);
-      if (p === undefined || p.deadline > now) break;
-      p.settled = true;
-      this.settledHead++;
-      p.reject(clientError('TIMEOUT', p.action, p.key, `no response after ${timeout} ms (requestTimeout)`));
-    }
-    for (;;) {
-      const p = this.offline.peek();
-      if (p === undefined || p.deadline > now) break;
-      this.offline.shift();
-      p.reject(
-        clientError('TIMEOUT', p.action, p.key, `not connected within ${timeout} ms (requestTimeout)`),
-      );
-    }
-    const next = Math.min(
-      this.inflight.at(this.settledHead)?.deadline ?? Number.POSITIVE_INFINITY,
-      this.offline.peek()?.deadline ?? Number.POSITIVE_INFINITY,
-    );
-    if (next !== Number.POSITIVE_INFINITY) this.armTimeout(next);
-    if (this.closeRequested) this.maybeFinishClose();
   }
 
   // ---------------------------------------------------------------- connection lifecycle
@@ -603,8 +538,7 @@ export class ClientCore extends EventEmitter<ClientEvents> {
         failWith(p, lost);
       }
     }
-    this.inflight.drain();
-    this.settledHead = 0;
+    this.requests.clearInflight();
     this.outBuf = '';
     this.unsent = 0;
   }
@@ -677,13 +611,8 @@ export class ClientCore extends EventEmitter<ClientEvents> {
       clearTimeout(this.reconnectTimer);
       this.reconnectTimer = null;
     }
-    if (this.timeoutTimer !== null) {
-      clearTimeout(this.timeoutTimer);
-      this.timeoutTimer = null;
-      this.timeoutAt = Number.POSITIVE_INFINITY;
-    }
-    for (const p of this.inflight.drain()) if (!p.settled) failWith(p, failure);
-    this.settledHead = 0;
+    this.requests.stopTimer();
+    for (const p of this.requests.clearInflight()) if (!p.settled) failWith(p, failure);
     this.outBuf = '';
     this.unsent = 0;
     this.failOffline(failure);
@@ -707,21 +636,6 @@ export class ClientCore extends EventEmitter<ClientEvents> {
   private emitError(error: Error): void {
     if (this.listenerCount('error') > 0) this.emit('error', error);
   }
-}
-
-/** Why everything pending failed at once; each request gets its own CaretError naming its action. */
-interface Failure {
-  code: ClientErrorCode;
-  detail: string;
-  cause?: unknown;
-}
-
-function failWith(p: Pending, f: Failure): void {
-  p.reject(clientError(f.code, p.action, p.key, f.detail, f.cause));
-}
-
-function failureError(f: Failure): CaretError {
-  return clientError(f.code, undefined, undefined, f.detail, f.cause);
 }
 
 const CLOSED_BY_CALLER: Failure = { code: 'CONNECTION_CLOSED', detail: 'close() was called' };
