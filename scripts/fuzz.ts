@@ -32,11 +32,11 @@
  * - The server logged nothing at error level.
  */
 import { parseArgs } from 'node:util';
-import { runFuzz } from './fuzz/run.js';
+import { runFuzz } from './fuzz/runner.js';
 
 export { FUZZ_MAX_LINE_BYTES, frame } from './fuzz/generate.js';
 export { type Expectation, frameLines, judge, oracle } from './fuzz/oracle.js';
-export * from './fuzz/run.js';
+export * from './fuzz/runner.js';
 
 async function main(): Promise<void> {
   const { values } = parseArgs({

@@ -7,11 +7,11 @@ import readline from 'node:readline';
 import { type CaretClient, CaretError, type ClientOptions, connect } from '../../client/index.js';
 import { resolveOptions } from '../../client/options.js';
 import { CliError } from '../process.js';
+import { describeError, execute, runLines, streamPushes } from './execute.js';
 import { type CliFlags, PASSWORD_ENV } from './flags.js';
 import { colorWanted, MACHINE, type Style } from './format.js';
 import { historyPath } from './history.js';
 import { runInteractive } from './interactive.js';
-import { describeError, execute, runLines, streamPushes } from './session.js';
 
 /** Exit status when a command failed (one-shot) or any piped command failed; also for no connection. */
 export const EXIT_FAILED = 1;

@@ -10,9 +10,9 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { RawRequest } from '../../client/index.js';
+import type { ClientLike } from './execute.js';
 import { MACHINE } from './format.js';
 import { runInteractive } from './interactive.js';
-import type { ClientLike } from './session.js';
 
 class FakeClient extends EventEmitter implements ClientLike {
   readonly sent: RawRequest[] = [];

@@ -7,9 +7,9 @@
 import type { EventEmitter } from 'node:events';
 import readline from 'node:readline';
 import { complete } from './complete.js';
+import { type ClientLike, execute, type Reply, streamPushes } from './execute.js';
 import { formatPush, type Style } from './format.js';
 import { HISTORY_MAX, loadHistory, saveHistory } from './history.js';
-import { type ClientLike, execute, type Reply, streamPushes } from './session.js';
 
 export interface InteractiveOptions {
   client: ClientLike;

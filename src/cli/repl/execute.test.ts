@@ -1,7 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { CaretError, type RawRequest } from '../../client/index.js';
-import { MACHINE } from './format.js';
 import {
   type ClientLike,
   describeError,
@@ -10,7 +9,8 @@ import {
   runLines,
   STREAMING,
   streamPushes,
-} from './session.js';
+} from './execute.js';
+import { MACHINE } from './format.js';
 
 /** Answers from a function and records what was sent. */
 class FakeClient extends EventEmitter implements ClientLike {
