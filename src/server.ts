@@ -1,5 +1,5 @@
 import type { TlsOptions } from 'node:tls';
-import { isLoopback, isLoopbackHost } from './auth/address.js';
+import { isLoopback, isLoopbackHost, normalizeAddress } from './auth/address.js';
 import { Authority } from './auth/authority.js';
 import { defaultCommandTable } from './commands/index.js';
 import type { ReloadSummary } from './commands/table.js';
@@ -150,8 +150,11 @@ export function createServer(config: Config, options: ServerOptions = {}): Caret
         ...(options.reloadConfig && { reload: () => reload() }),
       });
 
-  // Loopback is exempt: a local proxy or load generator speaks for many clients.
-  const perAddress = new AddressLimit(config.maxConnectionsPerAddress, isLoopback);
+  // Counted as auth counts failures (IPv4-mapped IPv6 is IPv4); loopback is exempt: a local proxy
+  // or load generator speaks for many clients.
+  const perAddress = new AddressLimit(config.maxConnectionsPerAddress, (address) =>
+    isLoopback(address) ? null : normalizeAddress(address),
+  );
   const secure = tlsOptions(config);
   const transportFor = (port: number, tls: TlsOptions | undefined): Transport => {
     try {

@@ -5,42 +5,47 @@
  * every name gets pages of the names it may read (listing.ts).
  */
 
-import { andThen } from '../result.js';
+import { andThen, type MaybePromise } from '../result.js';
 import type { Page } from '../store/store.js';
 import { dropNamespaceArg, limitArg, namespaceArg } from './args.js';
 import { visiblePage } from './listing.js';
-import { defineCommand } from './table.js';
+import { type CommandContext, defineCommand } from './table.js';
 
 const keysPage = (page: Page) => ({ keys: page.names, next: page.next });
 const namespacesPage = (page: Page) => ({ namespaces: page.names, next: page.next });
+
+/**
+ * KEYS and NAMESPACES: one page of the names directly in the namespace. A user who may not read
+ * them all gets pages built from the names it may read only (listing.ts).
+ */
+function listNames(
+  ctx: CommandContext,
+  req: { readonly namespace?: string; readonly after?: string; readonly limit?: number },
+  field: 'keys' | 'namespaces',
+): MaybePromise<Page> {
+  const ns = namespaceArg(req);
+  const visible = ctx.auth.visibleNames(ns, field);
+  if (visible === undefined) return ctx.store[field](ns, req.after, limitArg(req));
+  return visiblePage(
+    (n, after, limit) => ctx.store[field](n, after, limit),
+    ns,
+    req.after,
+    limitArg(req),
+    visible,
+  );
+}
 
 export const namespaceCommands = [
   defineCommand('KEYS', {
     flags: ['readonly'],
     keys: { kind: 'list', field: 'keys' },
-    handler: (req, ctx) => {
-      const ns = namespaceArg(req);
-      const visible = ctx.auth.visibleNames(ns, 'keys');
-      const page =
-        visible === undefined
-          ? ctx.store.keys(ns, req.after, limitArg(req))
-          : visiblePage(ctx.store.keys.bind(ctx.store), ns, req.after, limitArg(req), visible);
-      return andThen(page, keysPage);
-    },
+    handler: (req, ctx) => andThen(listNames(ctx, req, 'keys'), keysPage),
   }),
 
   defineCommand('NAMESPACES', {
     flags: ['readonly'],
     keys: { kind: 'list', field: 'namespaces' },
-    handler: (req, ctx) => {
-      const ns = namespaceArg(req);
-      const visible = ctx.auth.visibleNames(ns, 'namespaces');
-      const page =
-        visible === undefined
-          ? ctx.store.namespaces(ns, req.after, limitArg(req))
-          : visiblePage(ctx.store.namespaces.bind(ctx.store), ns, req.after, limitArg(req), visible);
-      return andThen(page, namespacesPage);
-    },
+    handler: (req, ctx) => andThen(listNames(ctx, req, 'namespaces'), namespacesPage),
   }),
 
   defineCommand('COUNT', {

@@ -77,40 +77,29 @@ export const PUSHES = {
 
 export type PushName = keyof typeof PUSHES;
 export type PushOf<P extends PushName> = Static<(typeof PUSHES)[P]>;
-/** Any push, as a client receives it. */
-export type Push = { [P in PushName]: PushOf<P> }[PushName];
-
-/** What the broker and auth need to write pushes (pubsub/subscriber.ts declares the same shape). */
-export interface NdjsonPushes {
-  /** `{"event":"message","channel":<channel>,"pattern":` */
-  messageHead(channel: string): string;
-  /** `,"message":<json>,"from":<from>,"seq":` */
-  messageTail(json: string, fromJson: string): string;
-  /** A subscription's pattern (or a publisher's `from`) as it appears in pushes. */
-  quoted(text: string | number): string;
-  /** `{"event":"change","key":<key>,"op":<op>[,"value":<json>],"seq":` */
-  changeHead(key: string, op: string, value: string | undefined): string;
-  /** Closes a push after its seq. */
-  readonly end: string;
-  gap(dropped: number): string;
-  revoked(channels: readonly string[], keys: readonly string[], reason: string): string;
-  deauthenticated(message: string): string;
-  shutdown(message: string): string;
-}
-
 const line = (value: object): string => `${JSON.stringify(value)}\n`;
 
-export const NDJSON_PUSHES: NdjsonPushes = {
-  messageHead: (channel) => `{"event":"message","channel":${JSON.stringify(channel)},"pattern":`,
-  messageTail: (json, fromJson) => `,"message":${json},"from":${fromJson},"seq":`,
-  quoted: (text) => JSON.stringify(text),
-  changeHead: (key, op, value) =>
+/**
+ * The JSON-lines push encoder. Its shape is pubsub/'s PushEncoder (checked where server.ts hands it
+ * to the broker) plus the auth and shutdown pushes.
+ */
+export const NDJSON_PUSHES = {
+  /** `{"event":"message","channel":<channel>,"pattern":` */
+  messageHead: (channel: string) => `{"event":"message","channel":${JSON.stringify(channel)},"pattern":`,
+  /** `,"message":<json>,"from":<from>,"seq":` */
+  messageTail: (json: string, fromJson: string) => `,"message":${json},"from":${fromJson},"seq":`,
+  /** A subscription's pattern (or a publisher's `from`) as it appears in pushes. */
+  quoted: (text: string | number) => JSON.stringify(text),
+  /** `{"event":"change","key":<key>,"op":<op>[,"value":<json>],"seq":` */
+  changeHead: (key: string, op: string, value: string | undefined) =>
     value === undefined
       ? `{"event":"change","key":${JSON.stringify(key)},"op":${JSON.stringify(op)},"seq":`
       : `{"event":"change","key":${JSON.stringify(key)},"op":${JSON.stringify(op)},"value":${value},"seq":`,
+  /** Closes a push after its seq. */
   end: '}\n',
-  gap: (dropped) => `{"event":"gap","dropped":${dropped}}\n`,
-  revoked: (channels, keys, reason) => line({ event: 'revoked', channels, keys, reason }),
-  deauthenticated: (message) => line({ event: 'deauthenticated', message }),
-  shutdown: (message) => line({ event: 'shutdown', message }),
-};
+  gap: (dropped: number) => `{"event":"gap","dropped":${dropped}}\n`,
+  revoked: (channels: readonly string[], keys: readonly string[], reason: string) =>
+    line({ event: 'revoked', channels, keys, reason }),
+  deauthenticated: (message: string) => line({ event: 'deauthenticated', message }),
+  shutdown: (message: string) => line({ event: 'shutdown', message }),
+} as const;

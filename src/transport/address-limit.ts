@@ -1,7 +1,7 @@
 /**
  * Connections per client address, shared by every listener of a server (plain and TLS), so one
- * host cannot take every slot of `--max-connections` and lock everyone else out. Which addresses
- * are exempt (loopback, by default) is the composition root's policy, passed in.
+ * host cannot take every slot of `--max-connections` and lock everyone else out. How an address
+ * is counted (normalized, or exempt: loopback) is the composition root's policy, passed in.
  */
 export class AddressLimit {
   readonly #counts = new Map<string, number>();
@@ -9,7 +9,8 @@ export class AddressLimit {
   constructor(
     /** Most connections from one address; 0 = no limit. */
     readonly max: number,
-    readonly exempt: (address: string) => boolean = () => false,
+    /** The key an address is counted under, or null for an address that is not counted. */
+    readonly keyOf: (address: string) => string | null = (address) => address,
   ) {}
 
   /**
@@ -17,9 +18,9 @@ export class AddressLimit {
    * address is not counted, or false when it is at the limit (the connection must be refused).
    */
   acquire(address: string | undefined): string | undefined | false {
-    if (this.max === 0 || address === undefined || this.exempt(address)) return undefined;
-    // An IPv4 client on a dual-stack socket shows as ::ffff:a.b.c.d: one address either way.
-    const key = address.startsWith('::ffff:') ? address.slice(7) : address;
+    if (this.max === 0 || address === undefined) return undefined;
+    const key = this.keyOf(address);
+    if (key === null) return undefined;
     const count = this.#counts.get(key) ?? 0;
     if (count >= this.max) return false;
     this.#counts.set(key, count + 1);

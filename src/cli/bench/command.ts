@@ -181,24 +181,20 @@ export function registerBench(program: Command): void {
     );
 
   bench.action(async (flags: BenchFlags) => {
-    if (isPublish(flags)) {
-      let publishOptions: PublishBenchOptions;
+    // A usage mistake is commander's kind of error: one line, exit code 2.
+    const parse = <T>(options: (f: BenchFlags) => T): T => {
       try {
-        publishOptions = publishBenchOptions(flags);
+        return options(flags);
       } catch (err) {
         if (err instanceof BenchUsageError) bench.error(`error: ${err.message}`, { exitCode: 2 });
         throw err;
       }
-      await runPublish(publishOptions, flags.json === true);
+    };
+    if (isPublish(flags)) {
+      await runPublish(parse(publishBenchOptions), flags.json === true);
       return;
     }
-    let options: BenchOptions;
-    try {
-      options = benchOptions(flags);
-    } catch (err) {
-      if (err instanceof BenchUsageError) bench.error(`error: ${err.message}`, { exitCode: 2 });
-      throw err;
-    }
+    const options = parse(benchOptions);
 
     // Loaded only when bench runs: the generator (hdr-histogram-js, workers) is the heaviest part
     // of the CLI and would otherwise cost every `caretkv serve` ~100 ms of startup (measured,
