@@ -10,6 +10,9 @@ describe('loadConfig', () => {
       port: 7171,
       idleTimeout: 300,
       store: 'memory',
+      appendfsync: 'everysec',
+      rewritePercentage: 100,
+      rewriteMinSize: 67108864,
       maxConnections: 10000,
       maxConnectionsPerAddress: 1000,
       shutdownGrace: 5,
@@ -162,6 +165,10 @@ describe('names derived from the schema', () => {
       ['--port', 'CARETKV_PORT'],
       ['--idle-timeout', 'CARETKV_IDLE_TIMEOUT'],
       ['--store', 'CARETKV_STORE'],
+      ['--data-dir', 'CARETKV_DATA_DIR'],
+      ['--appendfsync', 'CARETKV_APPENDFSYNC'],
+      ['--rewrite-percentage', 'CARETKV_REWRITE_PERCENTAGE'],
+      ['--rewrite-min-size', 'CARETKV_REWRITE_MIN_SIZE'],
       ['--max-connections', 'CARETKV_MAX_CONNECTIONS'],
       ['--max-connections-per-address', 'CARETKV_MAX_CONNECTIONS_PER_ADDRESS'],
       ['--shutdown-grace', 'CARETKV_SHUTDOWN_GRACE'],
@@ -191,7 +198,7 @@ describe('names derived from the schema', () => {
   });
 
   it('gives every setting a description, and a default unless it is optional (TLS, users)', () => {
-    const optional = new Set(['tlsCert', 'tlsKey', 'tlsCa', 'tlsPort', 'users']);
+    const optional = new Set(['dataDir', 'tlsCert', 'tlsKey', 'tlsCa', 'tlsPort', 'users']);
     for (const [key, schema] of Object.entries(ConfigSchema.properties)) {
       expect(schema.description, key).toEqual(expect.any(String));
       if (!optional.has(key)) expect(schema.default, key).toBeDefined();

@@ -5,6 +5,7 @@ import { compileUsers, UserConfigError, UsersSchema } from './auth/users.js';
 import { LIMITS } from './protocol/schema.js';
 import { formatError } from './protocol/validate.js';
 import { DEFAULT_BROKER_LIMITS } from './pubsub/limits.js';
+import { FSYNC_POLICIES } from './store/durable/writer.js';
 import { parseStoreSpec } from './store/factory.js';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -47,6 +48,29 @@ export const ConfigSchema = Type.Object(
       default: 'memory',
       description:
         'storage engine: memory (in this process, the default); other engines by URL (engine://...)',
+    }),
+    dataDir: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description:
+          'directory of the append-only log: turns persistence on (without it, keys live only in memory)',
+      }),
+    ),
+    appendfsync: StringEnum(FSYNC_POLICIES, {
+      default: 'everysec',
+      description:
+        'when the log reaches the disk: before each write is answered (always), once a second (everysec) or when the OS decides (no)',
+    }),
+    rewritePercentage: Type.Integer({
+      minimum: 0,
+      default: 100,
+      description:
+        'rewrite the log when its incremental files outgrow the base by this percentage (0 = only on REWRITE)',
+    }),
+    rewriteMinSize: Type.Integer({
+      minimum: 0,
+      default: 64 * 1024 * 1024,
+      description: 'bytes the incremental files must reach before an automatic rewrite',
     }),
     maxConnections: Type.Integer({
       minimum: 1,
@@ -301,6 +325,13 @@ export function loadConfig(sources: ConfigSources = {}): Config {
   const config = merged as Static<typeof ConfigSchema>;
   const engine = parseStoreSpec(config.store);
   if (typeof engine === 'string') throw new ConfigError('store', origin.store ?? flagName('store'), engine);
+  if (config.dataDir !== undefined && engine.engine !== 'memory') {
+    throw new ConfigError(
+      'dataDir',
+      origin.dataDir ?? flagName('dataDir'),
+      `persistence is for the memory engine; the ${engine.engine} engine keeps its data itself`,
+    );
+  }
   try {
     compileUsers(config.users);
   } catch (err) {

@@ -109,7 +109,20 @@ function sumStats(transports: readonly Transport[]): TransportStats {
 /** The composition root: config + logger + store + auth + protocol handler + transports. */
 export function createServer(config: Config, options: ServerOptions = {}): CaretServer {
   const logger = options.logger ?? createLogger({ level: config.logLevel, format: config.logFormat });
-  const store = options.store ?? createStore(config.store, { logger: logger.child({ component: 'store' }) });
+  const store =
+    options.store ??
+    createStore(config.store, {
+      logger: logger.child({ component: 'store' }),
+      persistence:
+        config.dataDir === undefined
+          ? undefined
+          : {
+              dataDir: config.dataDir,
+              appendfsync: config.appendfsync,
+              rewritePercentage: config.rewritePercentage,
+              rewriteMinSize: config.rewriteMinSize,
+            },
+    });
   const broker: PubSubBroker = new Broker({
     pushes: NDJSON_PUSHES,
     logger: logger.child({ component: 'pubsub' }),

@@ -14,6 +14,10 @@ const VALUE_NAMES: Partial<Record<ConfigKey, string>> = {
   tlsCert: 'file',
   tlsKey: 'file',
   tlsCa: 'file',
+  dataDir: 'dir',
+  appendfsync: 'always|everysec|no',
+  rewritePercentage: 'percent',
+  rewriteMinSize: 'bytes',
 };
 
 /** A default as the help shows it: booleans as yes/no, optional settings as "none". */

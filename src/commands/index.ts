@@ -3,9 +3,17 @@ import { authCommands } from './auth.js';
 import { serverCommands } from './info.js';
 import { keyCommands } from './keys.js';
 import { namespaceCommands } from './namespaces.js';
+import { persistenceCommands } from './persistence.js';
 import { pubsubCommands } from './pubsub.js';
 import { buildTable, type CommandTable } from './table.js';
 
 export function defaultCommandTable(): CommandTable {
-  return buildTable([serverCommands, keyCommands, namespaceCommands, pubsubCommands, authCommands]);
+  return buildTable([
+    serverCommands,
+    keyCommands,
+    namespaceCommands,
+    pubsubCommands,
+    authCommands,
+    persistenceCommands,
+  ]);
 }

@@ -62,6 +62,7 @@ function info(ctx: CommandContext): ResultOf<'INFO'> {
     expired: storeStats.expired,
     namespaces: storeStats.namespaces,
     memory: { rss: memory.rss, heapUsed: memory.heapUsed, heapTotal: memory.heapTotal },
+    persistence: store.durability?.info() ?? null,
     pubsub: pubsubInfo(ctx),
   };
 }

@@ -46,6 +46,8 @@ const SAMPLES: Record<keyof typeof ACTIONS, Record<string, unknown>> = {
   AUTH: { user: 'u', password: 'p' },
   HELLO: {},
   CONFIG: { op: 'RELOAD' },
+  REWRITE: {},
+  BACKUP: {},
 };
 
 const READS = new Set(['get', 'exists', 'ttl', 'mget', 'keys', 'namespaces', 'count']);

@@ -36,6 +36,10 @@ export const ERRORS = {
     'Too many requests or failed attempts in a short time; the message says which limit. Slow down and retry later.',
   PROTECTED_MODE:
     'The server has no users configured and listens beyond loopback, so it only accepts loopback clients. Configure users (docs/security.md) or start it with --protected-mode no.',
+  DISK_ERROR:
+    'The server cannot write its log (disk full, I/O error, read-only directory): writes are refused until it can, reads go on. A write answered DISK_ERROR may or may not have taken effect, as after a timeout; retry it once INFO shows persistence.diskError null.',
+  PERSISTENCE_OFF:
+    'The server keeps no log (it was started without --data-dir), so there is nothing to rewrite or back up. Start it with --data-dir DIR.',
   CONFIG_ERROR:
     'The config file could not be reloaded (the message says why); the running configuration stays in force.',
 } as const;

@@ -120,7 +120,7 @@ const SET = action({
   result: Type.Boolean({
     description: 'Whether the value was written (false when a condition prevented it).',
   }),
-  errors: ['BAD_KEY'],
+  errors: ['BAD_KEY', 'DISK_ERROR'],
   notes:
     'Without `ttl`, a SET removes any earlier TTL of the key. `ifAbsent` and `ifPresent` cannot both be true (BAD_REQUEST).',
 });
@@ -138,7 +138,7 @@ const DEL = action({
   summary: 'Removes a key.',
   request: request('DEL', { namespace: Type.Optional(Namespace), key: Key }),
   result: Type.Literal(true),
-  errors: ['BAD_KEY', 'KEY_NOT_FOUND'],
+  errors: ['BAD_KEY', 'KEY_NOT_FOUND', 'DISK_ERROR'],
 });
 
 const EXISTS = action({
@@ -164,7 +164,7 @@ const INCR = action({
     ),
   }),
   result: Type.Number({ description: 'The new value.' }),
-  errors: ['BAD_KEY', 'WRONG_TYPE', 'OVERFLOW'],
+  errors: ['BAD_KEY', 'WRONG_TYPE', 'OVERFLOW', 'DISK_ERROR'],
   notes: 'Keeps the key’s TTL. A result beyond ±(2^53 − 1) is refused with OVERFLOW and nothing is written.',
 });
 
@@ -173,7 +173,7 @@ const CAS = action({
   summary: 'Compare-and-set: writes `value` only when the current value deep-equals `expected`.',
   request: request('CAS', { namespace: Type.Optional(Namespace), key: Key, expected: Json, value: Json }),
   result: Type.Boolean({ description: 'Whether the value was written.' }),
-  errors: ['BAD_KEY'],
+  errors: ['BAD_KEY', 'DISK_ERROR'],
   notes:
     'A missing key never matches. Object key order does not matter for the comparison. A successful CAS removes any TTL.',
 });
@@ -204,7 +204,7 @@ const MSET = action({
     }),
   }),
   result: Type.Literal(true),
-  errors: ['BAD_KEY'],
+  errors: ['BAD_KEY', 'DISK_ERROR'],
   notes: 'If any key is malformed nothing is written. Like SET without `ttl`, it removes earlier TTLs.',
 });
 
@@ -256,7 +256,7 @@ const DROP = action({
   summary: 'Removes a namespace and everything below it. Returns how many keys went.',
   request: request('DROP', { namespace: Namespace }),
   result: Type.Integer({ minimum: 0 }),
-  errors: ['BAD_KEY'],
+  errors: ['BAD_KEY', 'DISK_ERROR'],
   notes: 'The root namespace cannot be dropped. Dropping a namespace that does not exist returns 0.',
 });
 
@@ -265,7 +265,7 @@ const EXPIRE = action({
   summary: 'Sets a key’s time to live, replacing any earlier one.',
   request: request('EXPIRE', { namespace: Type.Optional(Namespace), key: Key, ttl: Ttl }),
   result: Type.Literal(true),
-  errors: ['BAD_KEY', 'KEY_NOT_FOUND'],
+  errors: ['BAD_KEY', 'KEY_NOT_FOUND', 'DISK_ERROR'],
 });
 
 const TTL = action({
@@ -285,7 +285,7 @@ const PERSIST = action({
   result: Type.Boolean({
     description: 'Whether a TTL was removed (false when the key had none or is missing).',
   }),
-  errors: ['BAD_KEY'],
+  errors: ['BAD_KEY', 'DISK_ERROR'],
 });
 
 // Pub/sub: channel patterns, key patterns (OBSERVE) and publishing. Pushes are in pushes.ts.
@@ -358,9 +358,20 @@ const UNOBSERVE = action({
 
 const CountByName = Type.Record(Type.String(), Type.Integer({ minimum: 0 }));
 
+const RewriteResult = Type.Object(
+  {
+    at: Type.Number({ description: 'When it finished (ms since the epoch).' }),
+    durationMs: Type.Integer({ minimum: 0 }),
+    keys: Type.Integer({ minimum: 0, description: 'Keys written to the new base file.' }),
+    baseBytes: Type.Integer({ minimum: 0, description: 'Size of the new base file.' }),
+  },
+  { additionalProperties: false },
+);
+
 const INFO = action({
   name: 'INFO',
-  summary: 'Server statistics: version, uptime, connections, commands, errors, keys, memory, pub/sub.',
+  summary:
+    'Server statistics: version, uptime, connections, commands, errors, keys, memory, persistence, pub/sub.',
   request: request('INFO', {}),
   result: Type.Object(
     {
@@ -388,6 +399,38 @@ const INFO = action({
         heapUsed: Type.Integer({ minimum: 0 }),
         heapTotal: Type.Integer({ minimum: 0 }),
       }),
+      persistence: Type.Union(
+        [
+          Type.Null(),
+          Type.Object(
+            {
+              dir: Type.String({ description: 'The data directory (`--data-dir`).' }),
+              appendfsync: Type.Unsafe<'always' | 'everysec' | 'no'>({
+                type: 'string',
+                enum: ['always', 'everysec', 'no'],
+              }),
+              lastFsyncAt: Type.Union([Type.Number(), Type.Null()], {
+                description: 'When the log was last synced (ms since the epoch); null before the first sync.',
+              }),
+              rewriting: Type.Boolean(),
+              rewrites: Type.Integer({ minimum: 0, description: 'Rewrites completed since start.' }),
+              lastRewrite: Type.Union([RewriteResult, Type.Null()]),
+              baseBytes: Type.Integer({ minimum: 0, description: 'Size of the base (snapshot) file.' }),
+              incrBytes: Type.Integer({ minimum: 0, description: 'Size of the incremental files.' }),
+              pendingBytes: Type.Integer({
+                minimum: 0,
+                description:
+                  'Appended but not yet known durable (buffered, being written, or not yet synced).',
+              }),
+              diskError: Type.Union([Type.String(), Type.Null()], {
+                description: 'The disk error that refuses writes now (DISK_ERROR), or null.',
+              }),
+            },
+            { additionalProperties: false },
+          ),
+        ],
+        { description: 'The append-only log (docs/persistence.md); null without `--data-dir`.' },
+      ),
       pubsub: Type.Object(
         {
           subscribers: Type.Integer({
@@ -490,6 +533,33 @@ const CONFIG = action({
     'Same as SIGHUP. New users and permissions apply to live connections at once: a connection whose user was removed (or whose password changed) loses its authentication with a `deauthenticated` push; subscriptions no longer allowed end with a push. If the file is invalid nothing changes and the answer is CONFIG_ERROR.',
 });
 
+const REWRITE = action({
+  name: 'REWRITE',
+  summary: 'Compacts the append-only log now: a new base file from memory, and a fresh incremental file.',
+  request: request('REWRITE', {}),
+  result: RewriteResult,
+  errors: ['PERSISTENCE_OFF', 'DISK_ERROR'],
+  notes:
+    'Answers when the rewrite is done (a rewrite already running is joined). Writes go on meanwhile. Rewrites also start by themselves when the incremental files outgrow the base by `--rewrite-percentage` and are at least `--rewrite-min-size` bytes. See docs/persistence.md.',
+});
+
+const BACKUP = action({
+  name: 'BACKUP',
+  summary: 'Writes a consistent copy of the append-only log to a new directory under `<data-dir>/backups/`.',
+  request: request('BACKUP', {}),
+  result: Type.Object(
+    {
+      dir: Type.String({ description: 'The backup: a data directory a server can start from.' }),
+      files: Type.Integer({ minimum: 1 }),
+      bytes: Type.Integer({ minimum: 0 }),
+    },
+    { additionalProperties: false },
+  ),
+  errors: ['PERSISTENCE_OFF', 'DISK_ERROR'],
+  notes:
+    'The copy holds every write answered before BACKUP was received and none made after it answers; writes go on meanwhile. Restore: stop the server and start it with `--data-dir` set to the backup (or to a copy of it). `caretkv backup` does this from the command line.',
+});
+
 /** Every action, in the order the protocol document presents them. */
 export const ACTIONS = {
   PING,
@@ -519,6 +589,8 @@ export const ACTIONS = {
   AUTH,
   HELLO,
   CONFIG,
+  REWRITE,
+  BACKUP,
 } as const;
 
 export type Actions = typeof ACTIONS;

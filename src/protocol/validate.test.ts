@@ -81,6 +81,8 @@ describe('validation messages name the field', () => {
       AUTH: { user: 'u', password: 'p' },
       HELLO: {},
       CONFIG: { op: 'RELOAD' },
+      REWRITE: {},
+      BACKUP: {},
     };
     for (const action of Object.keys(ACTIONS) as ActionName[]) {
       expect(message(action, minimal[action]), action).toBeNull();

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { createStore, parseStoreSpec, STORE_ENGINES } from './factory.js';
 import { MemoryStore } from './memory.js';
 
-const logger = { debug() {}, warn() {} };
+const logger = { debug() {}, info() {}, warn() {}, error() {} };
 
 describe('store factory', () => {
   it('builds the in-memory engine by name', async () => {

@@ -4,11 +4,23 @@
  * (`redis-cluster://host:port,host:port`), so engines that need an address take it from the same
  * setting. The in-memory engine is the embedded default; new engines register here.
  */
-import { MemoryStore, type StoreLogger } from './memory.js';
+import { type DurableLogger, DurableStore } from './durable/durable.js';
+import type { FsyncPolicy } from './durable/writer.js';
+import { MemoryStore } from './memory.js';
 import type { Store } from './store.js';
 
+/** Persistence for the memory engine (`--data-dir` and its companions). */
+export interface PersistenceSettings {
+  readonly dataDir: string;
+  readonly appendfsync: FsyncPolicy;
+  readonly rewritePercentage: number;
+  readonly rewriteMinSize: number;
+}
+
 export interface StoreDeps {
-  readonly logger: StoreLogger;
+  readonly logger: DurableLogger;
+  /** Given, the memory engine keeps an append-only log there (and replays it now). */
+  readonly persistence?: PersistenceSettings;
 }
 
 /** A parsed `store` setting: the engine and what follows `scheme://` (empty for `memory`). */
@@ -20,8 +32,19 @@ export interface StoreSpec {
 type EngineFactory = (spec: StoreSpec, deps: StoreDeps) => Store;
 
 const ENGINES: ReadonlyMap<string, EngineFactory> = new Map<string, EngineFactory>([
-  ['memory', (_spec, deps) => new MemoryStore({ logger: deps.logger })],
+  ['memory', (_spec, deps) => memoryEngine(deps)],
 ]);
+
+function memoryEngine({ logger, persistence }: StoreDeps): Store {
+  if (persistence === undefined) return new MemoryStore({ logger });
+  return new DurableStore({
+    dir: persistence.dataDir,
+    appendfsync: persistence.appendfsync,
+    rewritePercentage: persistence.rewritePercentage,
+    rewriteMinBytes: persistence.rewriteMinSize,
+    logger,
+  });
+}
 
 export const STORE_ENGINES: readonly string[] = [...ENGINES.keys()];
 

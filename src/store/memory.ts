@@ -41,6 +41,39 @@ export interface StoreLogger {
   warn(obj: object, msg: string): void;
 }
 
+/**
+ * What a durable engine hears from the in-memory one: every change as its resulting state, in the
+ * order the changes take effect, so a log of these calls replays idempotently. Expiry times are
+ * absolute (ms on the store's clock). Keys that expire are not reported: their records already
+ * say when they go. MSET is one call (replayed all or nothing).
+ */
+export interface Journal {
+  /** `key` now holds `value`, expiring at `expiresAt` or never (undefined). */
+  set(key: string, value: JsonText, expiresAt: number | undefined): void;
+  del(key: string): void;
+  /** The namespace and its subtree are gone (`''`: everything). */
+  drop(namespace: string): void;
+  /** Every entry written, none with a TTL. */
+  mset(entries: readonly (readonly [string, JsonText])[]): void;
+  expire(key: string, expiresAt: number): void;
+  persist(key: string): void;
+}
+
+/** Called for each live key by a snapshot walk (see `MemoryStore.snapshot`). */
+export type SnapshotVisitor = (key: string, value: JsonText, expiresAt: number | undefined) => void;
+
+/**
+ * A walk over every key that runs in chunks while the store keeps changing. What it reports is
+ * not one instant's state: a key changed during the walk may be reported with its old or new
+ * value (or, when dropped meanwhile, still be reported). A log rewrite is still exact, because
+ * every such change is also in the log written after the walk began, which replays on top.
+ * A key untouched during the walk is reported exactly once.
+ */
+export interface SnapshotCursor {
+  /** Reports up to `maxKeys` keys; false once the walk is complete. */
+  next(visit: SnapshotVisitor, maxKeys: number): boolean;
+}
+
 export interface MemoryStoreOptions {
   /** The clock TTLs are measured against, in ms (tests pass a fake one). Default: Date.now. */
   now?: () => number;
@@ -77,6 +110,7 @@ export class MemoryStore implements Store {
   private readonly budgetMs: number;
   private readonly logger: StoreLogger | undefined;
   private listener: ChangeListener | null = null;
+  private journal: Journal | null = null;
   private expiredTotal = 0;
   private sweepTimer: NodeJS.Timeout | undefined;
   // The walk over dropped subtrees (see scheduleCleanup): one iterator over children per level.
@@ -184,10 +218,16 @@ export class MemoryStore implements Store {
 
   set(key: string, value: JsonText, options?: SetOptions): MaybePromise<boolean> {
     if (this.queued) return this.after(() => this.set(key, value, options));
-    return this.setNow(key, value, options);
+    return this.setNow(key, value, options, this.journal);
   }
 
-  private setNow(key: string, value: JsonText, options: SetOptions | undefined): boolean {
+  /** `journal` is null when the caller logs the change itself (MSET logs one record). */
+  private setNow(
+    key: string,
+    value: JsonText,
+    options: SetOptions | undefined,
+    journal: Journal | null,
+  ): boolean {
     if (options === undefined) {
       // The common SET: no options, and a namespace with no TTLs (so no expiry to check or clear).
       // One Map operation whether the key is new or not; the size tells which.
@@ -197,6 +237,7 @@ export class MemoryStore implements Store {
         const size = values.size;
         values.set(key, value);
         if (values.size !== size) this.tree.inserted(known!, key);
+        if (journal !== null) journal.set(key, value, undefined);
         if (this.listener !== null) this.emit('set', key, value);
         return true;
       }
@@ -218,8 +259,10 @@ export class MemoryStore implements Store {
       node.values!.set(key, value);
     }
     const ttl = options?.ttl;
-    if (ttl !== undefined) this.setExpiry(node, key, this.now() + ttl);
+    const expiresAt = ttl === undefined ? undefined : this.now() + ttl;
+    if (expiresAt !== undefined) this.setExpiry(node, key, expiresAt);
     else if (node.expiry !== undefined) this.clearExpiry(node, key);
+    if (journal !== null) journal.set(key, value, expiresAt);
     if (this.listener !== null) this.emit('set', key, value);
     return true;
   }
@@ -229,6 +272,7 @@ export class MemoryStore implements Store {
     const node = this.liveNode(key);
     if (node === undefined) return false;
     this.removeKey(node, key);
+    if (this.journal !== null) this.journal.del(key);
     if (this.listener !== null) this.emit('del', key, undefined);
     return true;
   }
@@ -258,6 +302,7 @@ export class MemoryStore implements Store {
     const text = String(result);
     if (node === undefined) this.tree.insert(this.tree.ensureNodeOfKey(key), key, text);
     else node.values!.set(key, text); // keeps its TTL
+    if (this.journal !== null) this.journal.set(key, text, node?.expiry?.timeOf(key));
     if (this.listener !== null) this.emit('incr', key, text);
     return result;
   }
@@ -268,6 +313,7 @@ export class MemoryStore implements Store {
     if (node === undefined || !jsonTextEqual(node.values!.get(key)!, expected)) return false;
     node.values!.set(key, value);
     if (node.expiry !== undefined) this.clearExpiry(node, key);
+    if (this.journal !== null) this.journal.set(key, value, undefined);
     if (this.listener !== null) this.emit('cas', key, value);
     return true;
   }
@@ -275,7 +321,8 @@ export class MemoryStore implements Store {
   /** Atomic: keys arrive validated and nothing below can fail, so every entry is written or none. */
   mset(entries: readonly (readonly [string, JsonText])[]): MaybePromise<void> {
     if (this.queued) return this.after(() => this.mset(entries));
-    for (const [key, value] of entries) this.setNow(key, value, undefined);
+    for (const [key, value] of entries) this.setNow(key, value, undefined, null);
+    if (this.journal !== null) this.journal.mset(entries);
   }
 
   expire(key: string, ttl: number): MaybePromise<boolean> {
@@ -283,7 +330,9 @@ export class MemoryStore implements Store {
     checkTtl(ttl);
     const node = this.liveNode(key);
     if (node === undefined) return false;
-    this.setExpiry(node, key, this.now() + ttl);
+    const expiresAt = this.now() + ttl;
+    this.setExpiry(node, key, expiresAt);
+    if (this.journal !== null) this.journal.expire(key, expiresAt);
     return true;
   }
 
@@ -292,6 +341,7 @@ export class MemoryStore implements Store {
     const node = this.liveNode(key);
     if (node === undefined || node.expiry?.timeOf(key) === undefined) return false;
     this.clearExpiry(node, key);
+    if (this.journal !== null) this.journal.persist(key);
     return true;
   }
 
@@ -306,6 +356,7 @@ export class MemoryStore implements Store {
       if (node === undefined || node.keys === 0) return 0;
       this.tree.detach(node);
       if (node.namespaces > 0 || node.keysWithTtl > 0) this.scheduleCleanup(node);
+      if (this.journal !== null) this.journal.drop(namespace);
       if (this.listener !== null) this.emit('drop', namespace, undefined);
       return node.keys;
     });
@@ -313,6 +364,107 @@ export class MemoryStore implements Store {
 
   onChange(listener: ChangeListener | null): void {
     this.listener = listener;
+  }
+
+  /** At most one journal (a durable engine). Costs one comparison per write while unset. */
+  setJournal(journal: Journal | null): void {
+    this.journal = journal;
+  }
+
+  // ---- restore: replaying a log (no listener, no journal, always synchronous) -------------------
+
+  /** Makes `key` hold `value`, expiring at `expiresAt` (absolute) or never; a past time deletes it. */
+  restoreSet(key: string, value: JsonText, expiresAt: number | undefined): void {
+    if (expiresAt !== undefined && expiresAt <= this.now()) {
+      this.restoreDel(key);
+      return;
+    }
+    let node = this.tree.nodeOfKey(key);
+    if (node?.values?.has(key) === true) {
+      node.values.set(key, value);
+    } else {
+      node = this.tree.ensureNodeOfKey(key);
+      this.tree.insert(node, key, value);
+    }
+    if (expiresAt !== undefined) this.setExpiry(node, key, expiresAt);
+    else if (node.expiry !== undefined) this.clearExpiry(node, key);
+  }
+
+  restoreDel(key: string): void {
+    const node = this.tree.nodeOfKey(key);
+    if (node?.values?.has(key) === true) this.removeKey(node, key);
+  }
+
+  restoreDrop(namespace: string): void {
+    const node = this.tree.nodeAt(namespace);
+    if (node === undefined || node.keys === 0) return;
+    this.tree.detach(node);
+    if (node.namespaces > 0 || node.keysWithTtl > 0) this.scheduleCleanup(node);
+  }
+
+  restoreExpire(key: string, expiresAt: number): void {
+    const node = this.tree.nodeOfKey(key);
+    if (node?.values?.has(key) !== true) return;
+    if (expiresAt <= this.now()) this.removeKey(node, key);
+    else this.setExpiry(node, key, expiresAt);
+  }
+
+  restorePersist(key: string): void {
+    const node = this.tree.nodeOfKey(key);
+    if (node?.values?.has(key) === true && node.expiry !== undefined) this.clearExpiry(node, key);
+  }
+
+  /** A chunked walk over every key (see SnapshotCursor); keys already due are skipped. */
+  snapshot(): SnapshotCursor {
+    // One frame per level: the node's own keys first, then its children. Map iterators stay valid
+    // while the Map changes (entries added meanwhile are visited, deleted ones are not).
+    const stack: {
+      node: NsNode;
+      values: Iterator<[string, JsonText]> | null;
+      children: Iterator<NsNode> | null;
+    }[] = [{ node: this.tree.root, values: null, children: null }];
+    let started = false;
+    return {
+      next: (visit, maxKeys) => {
+        if (!started) {
+          started = true;
+          const root = stack[0]!;
+          root.values = root.node.values?.entries() ?? null;
+          root.children = root.node.children?.values() ?? null;
+        }
+        const now = this.now();
+        let n = 0;
+        while (stack.length > 0) {
+          const frame = stack[stack.length - 1]!;
+          if (frame.values !== null) {
+            const entry = frame.values.next();
+            if (entry.done === true) {
+              frame.values = null;
+              continue;
+            }
+            const [key, value] = entry.value;
+            const expiresAt = frame.node.expiry?.timeOf(key);
+            if (expiresAt === undefined || expiresAt > now) {
+              visit(key, value, expiresAt);
+              if (++n >= maxKeys) return true;
+            }
+            continue;
+          }
+          const child = frame.children?.next();
+          if (child === undefined || child.done === true) {
+            stack.pop();
+            continue;
+          }
+          const node = child.value;
+          stack.push({
+            node,
+            values: node.values?.entries() ?? null,
+            children: node.children?.values() ?? null,
+          });
+        }
+        return false;
+      },
+    };
   }
 
   close(): void {

@@ -77,9 +77,51 @@ export interface Store {
   stats(): StoreStats;
   /** Stops timers and releases resources. */
   close(): MaybePromise<void>;
+  /** Engines that keep a log on disk: its state (INFO), and the admin operations on it. */
+  readonly durability?: Durability;
 }
 
-export type StoreErrorCode = 'WRONG_TYPE' | 'OVERFLOW';
+/** What a durable engine offers beyond the Store contract. */
+export interface Durability {
+  info(): PersistenceInfo;
+  /** Compacts the log now (joins a rewrite already running). Rejects with a DISK_ERROR StoreError. */
+  rewrite(): Promise<RewriteResult>;
+  /** Writes a consistent copy of the log that a server can start from; resolves to where it is. */
+  backup(): Promise<BackupResult>;
+}
+
+export interface PersistenceInfo {
+  readonly dir: string;
+  readonly appendfsync: 'always' | 'everysec' | 'no';
+  /** When the log was last synced to disk (ms since the epoch); null before the first sync. */
+  readonly lastFsyncAt: number | null;
+  readonly rewriting: boolean;
+  readonly rewrites: number;
+  readonly lastRewrite: RewriteResult | null;
+  readonly baseBytes: number;
+  readonly incrBytes: number;
+  /** Appended but not yet known durable (buffered, being written, or written and not synced). */
+  readonly pendingBytes: number;
+  /** The disk error that currently refuses writes (null while the log writes fine). */
+  readonly diskError: string | null;
+}
+
+export interface RewriteResult {
+  /** When it finished (ms since the epoch). */
+  readonly at: number;
+  readonly durationMs: number;
+  readonly keys: number;
+  readonly baseBytes: number;
+}
+
+export interface BackupResult {
+  /** The backup's directory: start a server with `--data-dir` pointing there (or a copy of it). */
+  readonly dir: string;
+  readonly files: number;
+  readonly bytes: number;
+}
+
+export type StoreErrorCode = 'WRONG_TYPE' | 'OVERFLOW' | 'DISK_ERROR';
 
 export class StoreError extends Error {
   constructor(

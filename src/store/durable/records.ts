@@ -1,0 +1,183 @@
+/**
+ * Log records: one line per change, stating the change's result so that replaying a record twice
+ * (or over a state that already has it) changes nothing.
+ *
+ *   <crc32 of payload, 8 hex digits> <payload>\n
+ *
+ *   payload                                   meaning after replay
+ *   S \t "key" \t value                        key holds value, no TTL
+ *   T \t "key" \t expiresAt \t value           key holds value until expiresAt (ms since the epoch);
+ *                                              already past: the key is gone
+ *   D \t "key"                                 key is gone
+ *   N \t "namespace"                           the namespace and its subtree are gone ("" = all)
+ *   M \t [["key",value],...]                   every entry holds its value, no TTL (one MSET: the
+ *                                              line is whole or it is not replayed at all)
+ *   E \t "key" \t expiresAt                    key (if present) expires at expiresAt
+ *   P \t "key"                                 key (if present) has no TTL
+ *
+ * Keys are JSON strings (so any key, including a lone surrogate, round-trips); values are the
+ * store's JSON text as is (JSON.stringify never writes a raw newline, so a line is one record).
+ * The checksum covers the payload's UTF-8 bytes: a torn or damaged line never replays.
+ */
+import { crc32 } from 'node:zlib';
+import type { Journal } from '../memory.js';
+import type { JsonText } from '../store.js';
+
+/** Where decoded records go: the in-memory engine when replaying, nothing when checking. */
+export type RecordSink = Journal;
+
+const HEX = '0123456789abcdef';
+
+function hex8(n: number): string {
+  let out = '';
+  for (let shift = 28; shift >= 0; shift -= 4) out += HEX[(n >>> shift) & 15];
+  return out;
+}
+
+/** A payload framed as a log line: checksum, space, payload, newline. */
+export function frame(payload: string): string {
+  return `${hex8(crc32(payload))} ${payload}\n`;
+}
+
+const key = JSON.stringify;
+
+export function setRecord(k: string, value: JsonText, expiresAt: number | undefined): string {
+  return frame(expiresAt === undefined ? `S\t${key(k)}\t${value}` : `T\t${key(k)}\t${expiresAt}\t${value}`);
+}
+
+export function delRecord(k: string): string {
+  return frame(`D\t${key(k)}`);
+}
+
+export function dropRecord(namespace: string): string {
+  return frame(`N\t${key(namespace)}`);
+}
+
+export function msetRecord(entries: readonly (readonly [string, JsonText])[]): string {
+  let body = '';
+  for (const [k, value] of entries) body += `${body === '' ? '' : ','}[${key(k)},${value}]`;
+  return frame(`M\t[${body}]`);
+}
+
+export function expireRecord(k: string, expiresAt: number): string {
+  return frame(`E\t${key(k)}\t${expiresAt}`);
+}
+
+export function persistRecord(k: string): string {
+  return frame(`P\t${key(k)}`);
+}
+
+/** A Journal that turns each change into its record line. */
+export function recordJournal(append: (line: string) => void): Journal {
+  return {
+    set: (k, value, expiresAt) => append(setRecord(k, value, expiresAt)),
+    del: (k) => append(delRecord(k)),
+    drop: (namespace) => append(dropRecord(namespace)),
+    mset: (entries) => append(msetRecord(entries)),
+    expire: (k, expiresAt) => append(expireRecord(k, expiresAt)),
+    persist: (k) => append(persistRecord(k)),
+  };
+}
+
+/** Thrown by `decode` for a payload that has a valid checksum but no valid meaning. */
+export class RecordError extends Error {}
+
+function jsonString(text: string): string {
+  // Most keys need no escapes: then the JSON string is the key in quotes.
+  if (text.length >= 2 && text.charCodeAt(0) === 0x22 && text.charCodeAt(text.length - 1) === 0x22) {
+    const inner = text.slice(1, -1);
+    if (!inner.includes('\\') && !inner.includes('"')) return inner;
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new RecordError(`not a JSON string: ${text.slice(0, 40)}`);
+  }
+  if (typeof parsed !== 'string') throw new RecordError(`not a JSON string: ${text.slice(0, 40)}`);
+  return parsed;
+}
+
+function time(text: string): number {
+  const n = Number(text);
+  if (text === '' || !Number.isFinite(n)) throw new RecordError(`not a time: ${text.slice(0, 40)}`);
+  return n;
+}
+
+/** The position of the `n`th tab after `from`, or a RecordError. */
+function tab(payload: string, from: number): number {
+  const at = payload.indexOf('\t', from);
+  if (at === -1) throw new RecordError('record has too few fields');
+  return at;
+}
+
+function noTab(field: string): string {
+  if (field.includes('\t')) throw new RecordError('record has too many fields');
+  return field;
+}
+
+/** Hands the change a payload states to `sink`; throws RecordError when it states none. */
+export function decode(payload: string, sink: RecordSink): void {
+  if (payload.length < 3 || payload.charCodeAt(1) !== 0x09) throw new RecordError('record has no type');
+  const op = payload[0];
+  switch (op) {
+    case 'S': {
+      const end = tab(payload, 2);
+      sink.set(jsonString(payload.slice(2, end)), value(payload.slice(end + 1)), undefined);
+      return;
+    }
+    case 'T': {
+      const keyEnd = tab(payload, 2);
+      const timeEnd = tab(payload, keyEnd + 1);
+      sink.set(
+        jsonString(payload.slice(2, keyEnd)),
+        value(payload.slice(timeEnd + 1)),
+        time(payload.slice(keyEnd + 1, timeEnd)),
+      );
+      return;
+    }
+    case 'D':
+      sink.del(jsonString(noTab(payload.slice(2))));
+      return;
+    case 'N':
+      sink.drop(jsonString(noTab(payload.slice(2))));
+      return;
+    case 'E': {
+      const end = tab(payload, 2);
+      sink.expire(jsonString(payload.slice(2, end)), time(noTab(payload.slice(end + 1))));
+      return;
+    }
+    case 'P':
+      sink.persist(jsonString(noTab(payload.slice(2))));
+      return;
+    case 'M': {
+      sink.mset(msetEntries(payload.slice(2)));
+      return;
+    }
+    default:
+      throw new RecordError(`unknown record type ${JSON.stringify(op)}`);
+  }
+}
+
+function value(text: string): JsonText {
+  if (text === '') throw new RecordError('record has an empty value');
+  return text;
+}
+
+function msetEntries(text: string): [string, JsonText][] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new RecordError('MSET record is not JSON');
+  }
+  if (!Array.isArray(parsed)) throw new RecordError('MSET record is not a list');
+  return parsed.map((entry: unknown) => {
+    if (!Array.isArray(entry) || entry.length !== 2 || typeof entry[0] !== 'string') {
+      throw new RecordError('MSET record entry is not [key, value]');
+    }
+    // JSON.stringify(JSON.parse(t)) === t for any t that JSON.stringify wrote, so the stored text
+    // is the text that was logged.
+    return [entry[0], JSON.stringify(entry[1])];
+  });
+}
