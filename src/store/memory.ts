@@ -373,12 +373,11 @@ export class MemoryStore implements Store {
 
   // ---- restore: replaying a log (no listener, no journal, always synchronous) -------------------
 
-  /** Makes `key` hold `value`, expiring at `expiresAt` (absolute) or never; a past time deletes it. */
+  // A key whose time has passed stays until the replay ends (`restoreDone`): a later record may
+  // still refer to it (SET with a TTL, then PERSIST), as it did when the records were written.
+
+  /** Makes `key` hold `value`, expiring at `expiresAt` (absolute) or never. */
   restoreSet(key: string, value: JsonText, expiresAt: number | undefined): void {
-    if (expiresAt !== undefined && expiresAt <= this.now()) {
-      this.restoreDel(key);
-      return;
-    }
     let node = this.tree.nodeOfKey(key);
     if (node?.values?.has(key) === true) {
       node.values.set(key, value);
@@ -404,14 +403,20 @@ export class MemoryStore implements Store {
 
   restoreExpire(key: string, expiresAt: number): void {
     const node = this.tree.nodeOfKey(key);
-    if (node?.values?.has(key) !== true) return;
-    if (expiresAt <= this.now()) this.removeKey(node, key);
-    else this.setExpiry(node, key, expiresAt);
+    if (node?.values?.has(key) === true) this.setExpiry(node, key, expiresAt);
   }
 
   restorePersist(key: string): void {
     const node = this.tree.nodeOfKey(key);
     if (node?.values?.has(key) === true && node.expiry !== undefined) this.clearExpiry(node, key);
+  }
+
+  /** Ends a replay: keys whose time passed (while the server was down) go now, silently. */
+  restoreDone(): void {
+    const now = this.now();
+    const before = this.expiredTotal;
+    this.drainDue(now, Number.POSITIVE_INFINITY);
+    this.expiredTotal = before;
   }
 
   /** A chunked walk over every key (see SnapshotCursor); keys already due are skipped. */

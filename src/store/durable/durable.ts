@@ -221,6 +221,7 @@ export class DurableStore implements Store, Durability {
         'the log ended in a torn record (a crash mid-write); cut it off',
       );
     }
+    this.memory.restoreDone();
     return { manifest, size, records };
   }
 

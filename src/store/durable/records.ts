@@ -7,7 +7,8 @@
  *   payload                                   meaning after replay
  *   S \t "key" \t value                        key holds value, no TTL
  *   T \t "key" \t expiresAt \t value           key holds value until expiresAt (ms since the epoch);
- *                                              already past: the key is gone
+ *                                              keys already past it go when the replay ends (a later
+ *                                              record may still refer to them, as PERSIST does)
  *   D \t "key"                                 key is gone
  *   N \t "namespace"                           the namespace and its subtree are gone ("" = all)
  *   M \t [["key",value],...]                   every entry holds its value, no TTL (one MSET: the

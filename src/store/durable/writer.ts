@@ -194,9 +194,14 @@ export class LogWriter {
 
   /** Resolves when every record appended so far is durable; undefined when they all are already. */
   synced(): Promise<void> | undefined {
-    if (this.lines.length > 0) return (this.waiting ??= deferred()).promise;
-    if (this.inflight !== null) return (this.inflight.waiting ??= deferred()).promise;
-    return undefined;
+    if (this.lines.length > 0) {
+      this.waiting ??= deferred();
+      return this.waiting.promise;
+    }
+    const batch = this.inflight;
+    if (batch === null) return undefined;
+    batch.waiting ??= deferred();
+    return batch.waiting.promise;
   }
 
   /**
