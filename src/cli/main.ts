@@ -3,6 +3,7 @@ import { CONFIG_KEYS, ConfigError } from '../config.js';
 import { packageVersion } from '../version.js';
 import { registerBench } from './bench/command.js';
 import { registerEcho } from './echo.js';
+import { registerLogTools } from './log-tools.js';
 import { settingsHelp } from './options.js';
 import { registerPasswd } from './passwd.js';
 import { CliError } from './process.js';
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   registerBench(program);
   registerCli(program);
   registerPasswd(program);
+  registerLogTools(program);
   return program;
 }
 

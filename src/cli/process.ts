@@ -5,6 +5,7 @@
 import type { Config } from '../config.js';
 import { createLogger } from '../log.js';
 import { createServer } from '../server.js';
+import { LogError } from '../store/durable/manifest.js';
 import type { HandlerFactory } from '../transport/types.js';
 
 /** A failure the user can fix: printed as one line on stderr, no stack, with this exit code. */
@@ -38,11 +39,22 @@ export async function runServer(
   reloadConfig?: () => Config,
 ): Promise<void> {
   const logger = createLogger({ level: config.logLevel, format: config.logFormat });
-  const server = createServer(config, {
-    logger,
-    ...(handler && { handler: () => handler }),
-    ...(reloadConfig && { reloadConfig }),
-  });
+  let server: ReturnType<typeof createServer>;
+  try {
+    server = createServer(config, {
+      logger,
+      ...(handler && { handler: () => handler }),
+      ...(reloadConfig && { reloadConfig }),
+    });
+  } catch (err) {
+    // The data directory is the one thing opened before listening: damaged, or not usable.
+    if (err instanceof LogError) throw new CliError(`cannot start on --data-dir: ${err.message}`, 1);
+    const code = (err as NodeJS.ErrnoException).code;
+    if (config.dataDir !== undefined && code !== undefined) {
+      throw new CliError(`cannot use --data-dir ${config.dataDir}: ${(err as Error).message}`, 1);
+    }
+    throw err;
+  }
 
   try {
     await server.listen();

@@ -245,6 +245,16 @@ export class CaretClient extends ClientCore {
     return this.request({ action: 'INFO' }, false) as Promise<Info>;
   }
 
+  /** Compacts the server's append-only log now (admin; PERSISTENCE_OFF without --data-dir). */
+  rewrite(): Promise<ResultOf<'REWRITE'>> {
+    return this.request({ action: 'REWRITE' }, false) as Promise<ResultOf<'REWRITE'>>;
+  }
+
+  /** Writes a consistent copy of the server's log under `<data-dir>/backups/` (admin); resolves to where. */
+  backup(): Promise<ResultOf<'BACKUP'>> {
+    return this.request({ action: 'BACKUP' }, false) as Promise<ResultOf<'BACKUP'>>;
+  }
+
   /** Every action the server knows, with its summary. */
   help(): Promise<ResultOf<'HELP'>> {
     return this.request({ action: 'HELP' }, false) as Promise<ResultOf<'HELP'>>;

@@ -44,14 +44,9 @@ each result is one line of JSON and each error one line "(error) CODE message".
 Exit status: 0 when every command succeeded, 1 when one failed or the server is unreachable,
 2 for bad flags. CARETKV_HISTFILE moves the history file ("" or /dev/null: no history).`;
 
-export function registerCli(program: Command): void {
-  program
-    .command('cli')
-    .description('interactive shell, one-shot command or piped commands against a caretkv server')
-    .argument(
-      '[command...]',
-      'an action and its arguments to run once (default: a shell, or commands from stdin when it is not a terminal)',
-    )
+/** How to reach and authenticate to a server: shared by `cli` and `backup`. */
+export function addConnectionOptions(command: Command, timeoutMs: number): Command {
+  return command
     .option('--host <host>', `server host (default: ${DEFAULT_HOST})`)
     .option('-p, --port <port>', `server port (default: ${DEFAULT_PORT})`, port)
     .option('-u, --url <url>', 'server as caretkv://[user:password@]host:port (caretkvs:// for TLS)')
@@ -62,7 +57,23 @@ export function registerCli(program: Command): void {
     )
     .option('--tls', 'connect with TLS')
     .option('--tls-ca <file>', 'trust this CA certificate (PEM) for the server certificate (implies --tls)')
-    .option('--timeout <ms>', 'how long a command may wait for its reply, 0 for ever', milliseconds, 10_000)
+    .option(
+      '--timeout <ms>',
+      'how long a command may wait for its reply, 0 for ever',
+      milliseconds,
+      timeoutMs,
+    );
+}
+
+export function registerCli(program: Command): void {
+  const command = program
+    .command('cli')
+    .description('interactive shell, one-shot command or piped commands against a caretkv server')
+    .argument(
+      '[command...]',
+      'an action and its arguments to run once (default: a shell, or commands from stdin when it is not a terminal)',
+    );
+  addConnectionOptions(command, 10_000)
     .option('--json', 'print one line of JSON per result even on a terminal')
     .option('--no-color', 'no colours (as NO_COLOR=1)')
     // Arguments such as `-5` (INCR n -5) are values, not flags.

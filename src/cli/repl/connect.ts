@@ -61,7 +61,7 @@ export async function runCli(words: string[], flags: CliFlags): Promise<number> 
 }
 
 /** Flags over the URL over the defaults; the resolved host and port name the server in messages. */
-function clientOptions(
+export function clientOptions(
   url: string | undefined,
   flags: CliFlags,
 ): { host: string; port: number; overrides: ClientOptions } {
@@ -100,7 +100,7 @@ function clientOptions(
 }
 
 /** Connect once, failing fast with a line that says what to check; later drops reconnect. */
-async function open(
+export async function open(
   url: string | undefined,
   overrides: ClientOptions,
   address: string,
