@@ -5,7 +5,6 @@
  * it off); a valid record after it means damage in the middle (the caller refuses to go on).
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { crc32 } from 'node:zlib';
 import { decode, RecordError, type RecordSink } from './records.js';
 
 /** The first line that could not be replayed. */
@@ -40,12 +39,28 @@ function hexValue(buf: Buffer, at: number): number {
   return n;
 }
 
+// CRC-32 (IEEE, as zlib.crc32 that writes the records) over a range of the read buffer: zlib's
+// needs a Buffer view per line, and the view plus the native call cost ~190 ns a line against
+// ~105 ns for this loop (1M lines: ~85 ms of a ~1.9 s replay).
+const CRC_TABLE = new Int32Array(256);
+for (let n = 0; n < 256; n++) {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  CRC_TABLE[n] = c;
+}
+
+function crcOf(buf: Buffer, start: number, end: number): number {
+  let c = -1;
+  for (let i = start; i < end; i++) c = CRC_TABLE[(c ^ buf[i]!) & 0xff]! ^ (c >>> 8);
+  return (c ^ -1) >>> 0;
+}
+
 /** Why the line buf[start, end) (without its newline) is not a valid record, or null. */
 function lineProblem(buf: Buffer, start: number, end: number): string | null {
   if (end - start < 12 || buf[start + 8] !== SPACE) return 'not a record line';
   const expected = hexValue(buf, start);
   if (expected === -1) return 'not a record line';
-  if (crc32(buf.subarray(start + 9, end)) !== expected) return 'checksum mismatch';
+  if (crcOf(buf, start + 9, end) !== expected) return 'checksum mismatch';
   return null;
 }
 

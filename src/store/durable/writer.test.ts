@@ -1,0 +1,136 @@
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { type FsyncPolicy, type LogIo, LogWriter, NODE_IO } from './writer.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'caretkv-writer-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+let files = 0;
+
+/** Real file operations, counted. */
+function countingIo() {
+  const counts = { writes: 0, syncs: 0 };
+  const io: LogIo = {
+    ...NODE_IO,
+    write: (fd, data) => {
+      counts.writes++;
+      return NODE_IO.write(fd, data);
+    },
+    sync: (fd) => {
+      counts.syncs++;
+      return NODE_IO.sync(fd);
+    },
+  };
+  return { counts, io };
+}
+
+describe('LogWriter', () => {
+  const writers: LogWriter[] = [];
+  afterEach(async () => {
+    for (const w of writers.splice(0)) await w.close();
+  });
+  const make = (policy: FsyncPolicy, io: LogIo, intervalMs = 1000) => {
+    const path = join(dir, `f${files++}.log`);
+    const fd = openSync(path, 'a');
+    const held: unknown[] = [];
+    const w = new LogWriter({
+      fd,
+      size: 0,
+      policy,
+      io,
+      intervalMs,
+      events: { durable: (e) => held.push(...e), failed() {}, recovered() {}, flushed() {} },
+    });
+    writers.push(w);
+    return { w, path, held };
+  };
+
+  it('commits a loop turn of appends in one write and, with always, one sync', async () => {
+    const { counts, io } = countingIo();
+    const { w, path } = make('always', io);
+    for (let i = 0; i < 1000; i++) w.append(`line ${i}\n`);
+    expect(w.pending).toBe(true);
+    await w.synced();
+    expect(counts).toEqual({ writes: 1, syncs: 1 });
+    expect(w.synced()).toBeUndefined();
+    expect(readFileSync(path, 'utf8').split('\n')).toHaveLength(1001);
+  });
+
+  it('gathers what arrives during a slow sync into the next batch (group commit)', async () => {
+    const { counts, io } = countingIo();
+    const releases: (() => void)[] = [];
+    const slow: LogIo = {
+      ...io,
+      sync: (fd) => new Promise<void>((resolve) => releases.push(resolve)).then(() => io.sync(fd)),
+    };
+    const { w } = make('always', slow);
+    w.append('first\n');
+    const first = w.synced()!;
+    await expect.poll(() => counts.writes).toBe(1);
+    // The first sync is on the disk: 100 turns of appends meanwhile.
+    for (let turn = 0; turn < 100; turn++) {
+      w.append(`turn ${turn}\n`);
+      await new Promise((r) => setImmediate(r));
+    }
+    const second = w.synced()!;
+    releases[0]!();
+    await first;
+    await expect.poll(() => releases.length).toBe(2);
+    releases[1]!();
+    await second;
+    expect(counts).toEqual({ writes: 2, syncs: 2 });
+  });
+
+  it('everysec writes at once and syncs on a timer; no never syncs until close', async () => {
+    const everysec = countingIo();
+    const a = make('everysec', everysec.io, 30);
+    a.w.append('x\n');
+    expect(a.w.synced()).toBeDefined(); // buffered
+    await expect.poll(() => everysec.counts.writes).toBe(1);
+    await expect.poll(() => a.w.lastSyncAt).not.toBeNull();
+    expect(a.w.pendingBytes).toBe(0);
+
+    const no = countingIo();
+    const b = make('no', no.io, 30);
+    b.w.append('x\n');
+    await expect.poll(() => no.counts.writes).toBe(1);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(no.counts.syncs).toBe(0);
+    expect(b.w.pendingBytes).toBe(2);
+    await b.w.close();
+    expect(no.counts.syncs).toBe(1);
+  });
+
+  it('holds events until the records before them are durable, in order', async () => {
+    const { io } = countingIo();
+    const { w, held } = make('always', io);
+    w.hold('nothing pending: at once');
+    expect(held).toEqual(['nothing pending: at once']);
+    w.append('a\n');
+    w.hold('after a');
+    expect(held).toHaveLength(1);
+    await w.synced();
+    expect(held).toEqual(['nothing pending: at once', 'after a']);
+  });
+
+  it('rotates: records before go to the old file (synced), the switch runs, records after go to the new one', async () => {
+    const { io } = countingIo();
+    const { w, path } = make('everysec', io);
+    const next = join(dir, `f${files++}.log`);
+    const fd = openSync(next, 'a');
+    const steps: string[] = [];
+    w.append('old 1\n');
+    const rotated = w.rotate(fd, async () => {
+      steps.push(`switch sees ${JSON.stringify(readFileSync(path, 'utf8'))}`);
+    });
+    w.append('new 1\n'); // after the call: the new file, once the switch is done
+    await rotated;
+    w.append('new 2\n');
+    await w.drain(true);
+    expect(steps).toEqual(['switch sees "old 1\\n"']);
+    expect(readFileSync(path, 'utf8')).toBe('old 1\n');
+    expect(readFileSync(next, 'utf8')).toBe('new 1\nnew 2\n');
+    closeSync(openSync(next, 'r'));
+  });
+});
