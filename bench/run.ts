@@ -19,13 +19,14 @@
  * Redis runs only when a `redis-server` binary is on PATH (Debian: `apt-get install redis-server`);
  * without it the Redis rows say so.
  */
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fill, MEMORY_KEYS, MEMORY_NAMESPACES } from './lib/fill.js';
+import { runBench } from './lib/load.js';
 import {
   cpuSeconds,
   launcherNodeFlags,
@@ -149,14 +150,6 @@ interface Sample {
   errors: number;
 }
 
-interface BenchJson {
-  requests: number;
-  opsPerSec: number;
-  latencyMs: { p50: number; p99: number };
-  errors: { total: number };
-  generator: { cpuPercent: number };
-}
-
 function benchArgs(args: Args, server: RunningServer, pipeline: number, extra: string[]): string[] {
   return [
     'bench',
@@ -179,28 +172,10 @@ function benchArgs(args: Args, server: RunningServer, pipeline: number, extra: s
   ];
 }
 
-function runBench(args: Args, argv: string[]): Promise<BenchJson> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [args.cli, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (c: Buffer) => {
-      out += c.toString();
-    });
-    child.stderr.on('data', (c: Buffer) => {
-      err += c.toString();
-    });
-    child.once('exit', (code) => {
-      if (code !== 0) reject(new Error(`bench ${argv.join(' ')} exited ${code}: ${err.trim()}`));
-      else resolvePromise(JSON.parse(out) as BenchJson);
-    });
-  });
-}
-
 async function measure(args: Args, server: RunningServer, pipeline: number): Promise<Sample> {
   const extra = ['--duration', String(args.duration), '--warmup', String(args.warmup)];
   const before = cpuSeconds(server.pid);
-  const report = await runBench(args, benchArgs(args, server, pipeline, extra));
+  const report = await runBench(args.cli, benchArgs(args, server, pipeline, extra));
   const cpu = cpuSeconds(server.pid) - before;
   // The warm-up's requests are served too but not counted: scale CPU to the measured share.
   const share = args.duration / (args.duration + args.warmup);
@@ -232,7 +207,7 @@ async function throughput(args: Args, withRedis: boolean): Promise<ThroughputRes
     for (const kind of targets) {
       if (kind === 'echo') continue;
       log(`prefill ${kind}`);
-      await runBench(args, benchArgs(args, servers.get(kind)!, 16, ['--requests', '1', '--prefill']));
+      await runBench(args.cli, benchArgs(args, servers.get(kind)!, 16, ['--requests', '1', '--prefill']));
     }
     const loadBefore = load();
     const byPipeline = new Map<number, Samples>();

@@ -12,7 +12,7 @@ describe('loadConfig', () => {
       store: 'memory',
       appendfsync: 'everysec',
       rewritePercentage: 100,
-      rewriteMinSize: 67108864,
+      rewriteMinSize: 33554432,
       maxConnections: 10000,
       maxConnectionsPerAddress: 1000,
       shutdownGrace: 5,

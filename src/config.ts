@@ -69,7 +69,9 @@ export const ConfigSchema = Type.Object(
     }),
     rewriteMinSize: Type.Integer({
       minimum: 0,
-      default: 64 * 1024 * 1024,
+      // Half Redis's 64 MB: with the default percentage the log then stays within 2x the base
+      // + 64 MiB even while a rewrite runs (it may grow 32 MiB more before the rewrite ends).
+      default: 32 * 1024 * 1024,
       description: 'bytes the incremental files must reach before an automatic rewrite',
     }),
     maxConnections: Type.Integer({

@@ -79,12 +79,17 @@ export function launcherNodeFlags(cli: string): string[] {
   return node === -1 ? [] : words.slice(node + 1);
 }
 
-function commandFor(kind: ServerKind, cli: string, port: number): [string, string[]] {
+function commandFor(
+  kind: ServerKind,
+  cli: string,
+  port: number,
+  extra: readonly string[],
+): [string, string[]] {
   switch (kind) {
     case 'caretkv':
       return [
         process.execPath,
-        [...launcherNodeFlags(cli), cli, 'serve', '--port', String(port), '--log-level', 'warn'],
+        [...launcherNodeFlags(cli), cli, 'serve', '--port', String(port), '--log-level', 'warn', ...extra],
       ];
     case 'echo':
       return [
@@ -111,9 +116,14 @@ function commandFor(kind: ServerKind, cli: string, port: number): [string, strin
 }
 
 /** Starts a server and resolves once it answered a request; `readyMs` is spawn-to-answer. */
-export async function startServer(kind: ServerKind, cli: string): Promise<RunningServer> {
+/** `extra`: more `caretkv serve` flags (e.g. `--data-dir`); ignored for the other kinds. */
+export async function startServer(
+  kind: ServerKind,
+  cli: string,
+  extra: readonly string[] = [],
+): Promise<RunningServer> {
   const port = await freePort();
-  const [command, args] = commandFor(kind, cli, port);
+  const [command, args] = commandFor(kind, cli, port, extra);
   const started = performance.now();
   const child: ChildProcess = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';

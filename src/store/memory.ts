@@ -423,9 +423,10 @@ export class MemoryStore implements Store {
   snapshot(): SnapshotCursor {
     // One frame per level: the node's own keys first, then its children. Map iterators stay valid
     // while the Map changes (entries added meanwhile are visited, deleted ones are not).
+    // Keys, then a get: an entries() iterator makes a [key, value] array per key (GC work).
     const stack: {
       node: NsNode;
-      values: Iterator<[string, JsonText]> | null;
+      values: Iterator<string> | null;
       children: Iterator<NsNode> | null;
     }[] = [{ node: this.tree.root, values: null, children: null }];
     let started = false;
@@ -434,7 +435,7 @@ export class MemoryStore implements Store {
         if (!started) {
           started = true;
           const root = stack[0]!;
-          root.values = root.node.values?.entries() ?? null;
+          root.values = root.node.values?.keys() ?? null;
           root.children = root.node.children?.values() ?? null;
         }
         const now = this.now();
@@ -447,9 +448,11 @@ export class MemoryStore implements Store {
               frame.values = null;
               continue;
             }
-            const [key, value] = entry.value;
+            const key = entry.value;
+            const value = frame.node.values?.get(key);
             const expiresAt = frame.node.expiry?.timeOf(key);
-            if (expiresAt === undefined || expiresAt > now) {
+            // No value: removed since (or the namespace emptied); the log after the walk has it.
+            if (value !== undefined && (expiresAt === undefined || expiresAt > now)) {
               visit(key, value, expiresAt);
               if (++n >= maxKeys) return true;
             }
@@ -463,7 +466,7 @@ export class MemoryStore implements Store {
           const node = child.value;
           stack.push({
             node,
-            values: node.values?.entries() ?? null,
+            values: node.values?.keys() ?? null,
             children: node.children?.values() ?? null,
           });
         }

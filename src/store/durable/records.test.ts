@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Journal } from '../memory.js';
-import { decode, frame, RecordError, recordJournal } from './records.js';
+import { decode, frame, RecordError, recordJournal, setRecord, writeSetRecord } from './records.js';
 import { scanFile } from './scan.js';
 
 type Call = [string, ...unknown[]];
@@ -73,6 +73,17 @@ describe('log records', () => {
         expect(read).toEqual(calls);
       }),
       { numRuns: 50 },
+    );
+  });
+
+  it('are written into a buffer byte for byte as setRecord writes them (the rewrite path)', () => {
+    fc.assert(
+      fc.property(key, value, fc.option(time, { nil: undefined }), fc.nat(64), (k, v, at, offset) => {
+        const buf = Buffer.alloc(offset + 8 * (k.length + v.length) + 64);
+        const end = writeSetRecord(buf, offset, k, v, at);
+        expect(buf.subarray(offset, end).toString('utf8')).toBe(setRecord(k, v, at));
+        expect(writeSetRecord(Buffer.alloc(offset + 10), offset, k, v, at)).toBe(-1);
+      }),
     );
   });
 

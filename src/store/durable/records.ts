@@ -68,6 +68,71 @@ export function persistRecord(k: string): string {
   return frame(`P\t${key(k)}`);
 }
 
+// CRC-32 (IEEE, the same as zlib.crc32) over a range of a buffer: zlib's needs a Buffer view per
+// line, and the view plus the native call cost ~190 ns a line against ~105 ns for this loop
+// (1M lines: ~85 ms of a ~1.9 s replay).
+const CRC_TABLE = new Int32Array(256);
+for (let n = 0; n < 256; n++) {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  CRC_TABLE[n] = c;
+}
+
+export function crcOf(buf: Buffer, start: number, end: number): number {
+  let c = -1;
+  for (let i = start; i < end; i++) c = CRC_TABLE[(c ^ buf[i]!) & 0xff]! ^ (c >>> 8);
+  return (c ^ -1) >>> 0;
+}
+
+const SPACE = 0x20;
+const NEWLINE = 0x0a;
+
+/** A key needs JSON escaping (then it is encoded with JSON.stringify, allocating). */
+function needsEscape(key: string): boolean {
+  for (let i = 0; i < key.length; i++) {
+    const c = key.charCodeAt(i);
+    if (c < 0x20 || c === 0x22 || c === 0x5c || (c >= 0xd800 && c <= 0xdfff)) return true;
+  }
+  return false;
+}
+
+/**
+ * Writes the SET/T record of one key straight into `buf` at `at` (a snapshot's hot loop: no
+ * string per record, so a rewrite of millions of keys makes almost no garbage for the GC).
+ * Returns the offset after the record, or -1 when it does not fit (nothing usable written).
+ */
+export function writeSetRecord(
+  buf: Buffer,
+  at: number,
+  k: string,
+  value: JsonText,
+  expiresAt: number | undefined,
+): number {
+  // Worst case UTF-8: 3 bytes per UTF-16 unit (escaped keys are ASCII, 6 bytes per unit at most).
+  if (at + 9 + 2 + 6 * k.length + 4 + 24 + 3 * value.length + 1 > buf.length) return -1;
+  let p = at + 9;
+  buf[p++] = expiresAt === undefined ? 0x53 : 0x54; // S | T
+  buf[p++] = 0x09;
+  if (needsEscape(k)) {
+    p += buf.write(JSON.stringify(k), p, 'utf8');
+  } else {
+    buf[p++] = 0x22;
+    p += buf.write(k, p, 'utf8');
+    buf[p++] = 0x22;
+  }
+  buf[p++] = 0x09;
+  if (expiresAt !== undefined) {
+    p += buf.write(String(expiresAt), p, 'latin1');
+    buf[p++] = 0x09;
+  }
+  p += buf.write(value, p, 'utf8');
+  const crc = crcOf(buf, at + 9, p);
+  for (let i = 0; i < 8; i++) buf[at + i] = HEX.charCodeAt((crc >>> (28 - 4 * i)) & 15);
+  buf[at + 8] = SPACE;
+  buf[p++] = NEWLINE;
+  return p;
+}
+
 /** A Journal that turns each change into its record line. */
 export function recordJournal(append: (line: string) => void): Journal {
   return {

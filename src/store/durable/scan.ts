@@ -5,7 +5,7 @@
  * it off); a valid record after it means damage in the middle (the caller refuses to go on).
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { decode, RecordError, type RecordSink } from './records.js';
+import { crcOf, decode, RecordError, type RecordSink } from './records.js';
 
 /** The first line that could not be replayed. */
 export interface ScanProblem {
@@ -37,22 +37,6 @@ function hexValue(buf: Buffer, at: number): number {
     n = n * 16 + d;
   }
   return n;
-}
-
-// CRC-32 (IEEE, as zlib.crc32 that writes the records) over a range of the read buffer: zlib's
-// needs a Buffer view per line, and the view plus the native call cost ~190 ns a line against
-// ~105 ns for this loop (1M lines: ~85 ms of a ~1.9 s replay).
-const CRC_TABLE = new Int32Array(256);
-for (let n = 0; n < 256; n++) {
-  let c = n;
-  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-  CRC_TABLE[n] = c;
-}
-
-function crcOf(buf: Buffer, start: number, end: number): number {
-  let c = -1;
-  for (let i = start; i < end; i++) c = CRC_TABLE[(c ^ buf[i]!) & 0xff]! ^ (c >>> 8);
-  return (c ^ -1) >>> 0;
 }
 
 /** Why the line buf[start, end) (without its newline) is not a valid record, or null. */
