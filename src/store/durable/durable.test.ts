@@ -336,12 +336,21 @@ describe('DurableStore: restart', () => {
     /** Real file operations, except that writes (or syncs) fail while `broken` is set. */
     const faulty = (what: 'write' | 'sync') => {
       const state = { broken: false };
-      const fail = (): Promise<never> =>
-        Promise.reject(Object.assign(new Error('no space left on device'), { code: 'ENOSPC' }));
+      const failure = (): Error => Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
       const io: LogIo = {
         ...NODE_IO,
-        write: (fd, data) => (state.broken && what === 'write' ? fail() : NODE_IO.write(fd, data)),
-        sync: (fd) => (state.broken && what === 'sync' ? fail() : NODE_IO.sync(fd)),
+        write: (fd, data) => {
+          if (state.broken && what === 'write') throw failure();
+          NODE_IO.write(fd, data);
+        },
+        sync: (fd) => {
+          if (state.broken && what === 'sync') throw failure();
+          NODE_IO.sync(fd);
+        },
+        syncInBackground: (fd, done) => {
+          if (state.broken && what === 'sync') done(failure());
+          else NODE_IO.syncInBackground(fd, done);
+        },
       };
       return { state, io };
     };
@@ -389,32 +398,28 @@ describe('DurableStore: restart', () => {
 
   it('with always, holds replies, reads and change events until the sync that covers them', async () => {
     const dir = freshDir();
-    let release: (() => void) | undefined;
+    const seenAtSync: object[] = [];
+    const state = { acked: false, read: undefined as string | undefined, events: [] as string[] };
     const io: LogIo = {
       ...NODE_IO,
-      sync: (fd) =>
-        new Promise<void>((resolve) => {
-          release = resolve;
-        }).then(() => NODE_IO.sync(fd)),
+      sync: (fd) => {
+        seenAtSync.push({ ...state, events: [...state.events] });
+        NODE_IO.sync(fd);
+      },
     };
     const store = make(dir, { appendfsync: 'always', io });
-    const events: string[] = [];
-    store.onChange((op, key) => events.push(`${op} ${key}`));
-    let acked = false;
-    let read: string | undefined;
+    store.onChange((op, key) => state.events.push(`${op} ${key}`));
     void (store.set('k', '1') as Promise<boolean>).then(() => {
-      acked = true;
+      state.acked = true;
     });
     void (store.get('k') as Promise<string | undefined>).then((v) => {
-      read = v;
+      state.read = v;
     });
-    await expect.poll(() => release).toBeDefined();
-    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
-    expect({ acked, read, events }).toEqual({ acked: false, read: undefined, events: [] });
-    release!();
-    await expect.poll(() => acked).toBe(true);
-    expect(read).toBe('1');
-    expect(events).toEqual(['set k']);
+    expect(state).toEqual({ acked: false, read: undefined, events: [] });
+    await expect.poll(() => state.acked).toBe(true);
+    // When the sync ran, nothing had been answered or pushed yet; after it, everything was.
+    expect(seenAtSync).toEqual([{ acked: false, read: undefined, events: [] }]);
+    expect(state).toEqual({ acked: true, read: '1', events: ['set k'] });
   });
 
   it('backs up a consistent copy under load that a new store starts from', async () => {

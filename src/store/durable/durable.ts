@@ -153,7 +153,7 @@ export class DurableStore implements Store, Durability {
         flushed: () => this.maybeRewrite(),
       },
     });
-    this.memory.setJournal(recordJournal((line) => this.writer.append(line)));
+    this.memory.setJournal(recordJournal(this.writer));
     const stats = this.memory.stats();
     this.logger.info(
       {

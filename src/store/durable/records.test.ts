@@ -1,10 +1,19 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Journal } from '../memory.js';
-import { decode, frame, RecordError, recordJournal, setRecord, writeSetRecord } from './records.js';
+import {
+  crcOfString,
+  decode,
+  frame,
+  RecordError,
+  recordJournal,
+  setRecord,
+  writeSetRecord,
+} from './records.js';
 import { scanFile } from './scan.js';
 
 type Call = [string, ...unknown[]];
@@ -40,7 +49,10 @@ function replay(lines: string[]): Call[] {
 }
 
 function write(lines: string[], calls: Call[]): void {
-  const journal = recordJournal((line) => lines.push(line));
+  const journal = recordJournal({
+    append: (line) => lines.push(line),
+    appendSet: (k, v, at) => lines.push(setRecord(k, v, at)),
+  });
   for (const [op, ...args] of calls) (journal[op as keyof Journal] as (...a: unknown[]) => void)(...args);
 }
 
@@ -85,6 +97,22 @@ describe('log records', () => {
         expect(writeSetRecord(Buffer.alloc(offset + 10), offset, k, v, at)).toBe(-1);
       }),
     );
+  });
+
+  it("checksum a string's UTF-8 bytes exactly as zlib.crc32 does (any string, lone surrogates too)", () => {
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          fc.string({ unit: 'binary', maxLength: 40 }),
+          fc.string({ unit: 'grapheme', maxLength: 40 }),
+        ),
+        (text) => {
+          expect(crcOfString(text)).toBe(crc32(text));
+        },
+      ),
+      { numRuns: 1000 },
+    );
+    expect(crcOfString('é😀\ud800x')).toBe(crc32('é😀\ud800x'));
   });
 
   it('are one readable line each', () => {
