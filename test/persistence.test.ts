@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { type CaretClient, connect } from '../src/client/index.js';
+import { LineClient, startAuthServer, users } from './auth-helpers.js';
 import { runCli, type SpawnedServer, spawnServer } from './helpers/cli.js';
 import { startServer, type TestServer } from './helpers/server.js';
 
@@ -104,6 +105,32 @@ describe('a server with --data-dir', () => {
     const r = await client(restored.port);
     expect(await r.count('')).toBe(10);
     expect(await r.get('k^9')).toBe(99);
+  });
+
+  it('REWRITE and BACKUP need the admin permission', async () => {
+    const s = await startAuthServer(
+      {
+        users: await users({
+          admin: { password: 'admin-pw', categories: ['all'], read: ['>'], write: ['>'] },
+          app: { password: 'app-pw', categories: ['read', 'write'], read: ['>'], write: ['>'] },
+        }),
+      },
+      { dataDir: freshDir() },
+    );
+    const app = await LineClient.connect(s.port);
+    const admin = await LineClient.connect(s.port);
+    try {
+      await app.request({ action: 'AUTH', user: 'app', password: 'app-pw' });
+      await admin.request({ action: 'AUTH', user: 'admin', password: 'admin-pw' });
+      for (const action of ['REWRITE', 'BACKUP']) {
+        expect((await app.request({ action })).error?.code).toBe('NOPERM');
+        expect((await admin.request({ action })).ok).toBe(true);
+      }
+    } finally {
+      app.destroy();
+      admin.destroy();
+      await s.server.close();
+    }
   });
 
   it('a server without --data-dir answers PERSISTENCE_OFF and INFO persistence null', async () => {

@@ -411,8 +411,14 @@ export class MemoryStore implements Store {
     if (node?.values?.has(key) === true && node.expiry !== undefined) this.clearExpiry(node, key);
   }
 
+  /** Starts a replay: the restore* calls below, then restoreDone. */
+  restoreBegin(): void {
+    this.tree.deferOrder();
+  }
+
   /** Ends a replay: keys whose time passed (while the server was down) go now, silently. */
   restoreDone(): void {
+    this.tree.buildDeferred();
     const now = this.now();
     const before = this.expiredTotal;
     this.drainDue(now, Number.POSITIVE_INFINITY);

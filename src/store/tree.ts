@@ -91,6 +91,36 @@ export class NamespaceTree {
     return this.index.size;
   }
 
+  /** Namespaces whose key index waits for `buildDeferred` (during a log replay); null normally. */
+  private deferred: Set<NsNode> | null = null;
+
+  /**
+   * From now until `buildDeferred`, inserts skip the sorted key index. A replay inserts keys in
+   * log order, one namespace after another; sorting each namespace once at the end and building
+   * its index in order was 5x faster than keeping 1000 indexes up to date (1M keys: 805 -> 160 ms).
+   * Listings must not run meanwhile.
+   */
+  deferOrder(): void {
+    this.deferred = new Set();
+  }
+
+  buildDeferred(): void {
+    const nodes = this.deferred;
+    this.deferred = null;
+    if (nodes === null) return;
+    for (const node of nodes) {
+      if (node.values === undefined) {
+        node.order = undefined;
+        continue;
+      }
+      // Array.prototype.sort without a comparator orders by UTF-16 code units, as compareStrings.
+      const keys = [...node.values.keys()].sort();
+      const order = newIndex();
+      for (const key of keys) order.set(key, undefined);
+      node.order = order;
+    }
+  }
+
   /** The node that holds `key` (a canonical key), if its namespace exists. */
   nodeOfKey(key: string): NsNode | undefined {
     // A loop from the end, not lastIndexOf: that is a call into the runtime, which showed in the
@@ -157,8 +187,12 @@ export class NamespaceTree {
 
   /** Bookkeeping for a key just added to `node.values` (the caller did the `set`). */
   inserted(node: NsNode, key: string): void {
-    node.order ??= newIndex();
-    node.order.set(key, undefined);
+    if (this.deferred === null) {
+      node.order ??= newIndex();
+      node.order.set(key, undefined);
+    } else {
+      this.deferred.add(node);
+    }
     for (let n: NsNode | null = node; n !== null; n = n.parent) n.keys++;
   }
 
@@ -170,7 +204,7 @@ export class NamespaceTree {
       node.values = undefined;
       node.order = undefined;
     } else {
-      node.order!.delete(key);
+      node.order?.delete(key); // none while deferred (see deferOrder)
     }
     for (let n: NsNode | null = node; n !== null; n = n.parent) n.keys--;
     this.prune(node);

@@ -195,6 +195,7 @@ export class DurableStore implements Store, Durability {
       persist: (key) => this.memory.restorePersist(key),
     };
     const files = [manifest.base, ...manifest.incr];
+    this.memory.restoreBegin();
     let records = 0;
     let size = 0;
     for (let i = 0; i < files.length; i++) {

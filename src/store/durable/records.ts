@@ -311,6 +311,59 @@ export function decode(payload: string, sink: RecordSink): void {
   }
 }
 
+const TAB = 0x09;
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+
+/** The index of the next tab in buf[from, end), or -1. */
+function tabIn(buf: Buffer, from: number, end: number): number {
+  for (let i = from; i < end; i++) if (buf[i] === TAB) return i;
+  return -1;
+}
+
+/** A quoted key with no escapes in buf[start, end), decoded without a string for the whole line; else undefined. */
+function plainKey(buf: Buffer, start: number, end: number): string | undefined {
+  if (end - start < 2 || buf[start] !== QUOTE || buf[end - 1] !== QUOTE) return undefined;
+  for (let i = start + 1; i < end - 1; i++) {
+    const b = buf[i]!;
+    if (b === BACKSLASH || b === QUOTE) return undefined;
+  }
+  return buf.toString('utf8', start + 1, end - 1);
+}
+
+/**
+ * `decode` for a payload in buf[start, end): S and T records (nearly every record of a snapshot)
+ * are decoded field by field, so the key and the value are strings of their own. Slices of one
+ * string per line would keep the whole line alive behind every key and value (~60 bytes a key,
+ * and more for the GC to copy during a replay).
+ */
+export function decodeBytes(buf: Buffer, start: number, end: number, sink: RecordSink): void {
+  const op = buf[start];
+  if ((op === 0x53 || op === 0x54) && buf[start + 1] === TAB) {
+    const keyEnd = tabIn(buf, start + 2, end);
+    const k = keyEnd === -1 ? undefined : plainKey(buf, start + 2, keyEnd);
+    if (k !== undefined) {
+      if (op === 0x53) {
+        if (keyEnd + 1 < end) {
+          sink.set(k, buf.toString('utf8', keyEnd + 1, end), undefined);
+          return;
+        }
+      } else {
+        const timeEnd = tabIn(buf, keyEnd + 1, end);
+        if (timeEnd !== -1 && timeEnd + 1 < end) {
+          sink.set(
+            k,
+            buf.toString('utf8', timeEnd + 1, end),
+            time(buf.toString('latin1', keyEnd + 1, timeEnd)),
+          );
+          return;
+        }
+      }
+    }
+  }
+  decode(buf.toString('utf8', start, end), sink);
+}
+
 function value(text: string): JsonText {
   if (text === '') throw new RecordError('record has an empty value');
   return text;

@@ -5,7 +5,7 @@
  * it off); a valid record after it means damage in the middle (the caller refuses to go on).
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { crcOf, decode, RecordError, type RecordSink } from './records.js';
+import { crcOf, decodeBytes, RecordError, type RecordSink } from './records.js';
 
 /** The first line that could not be replayed. */
 export interface ScanProblem {
@@ -77,7 +77,7 @@ export function scanFile(path: string, sink: RecordSink): ScanResult {
         if (problem === null) {
           if (reason === null) {
             try {
-              decode(buf.toString('utf8', pos + 9, nl), sink);
+              decodeBytes(buf, pos + 9, nl, sink);
               records++;
             } catch (err) {
               if (!(err instanceof RecordError)) throw err;
