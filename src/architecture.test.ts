@@ -12,7 +12,7 @@ import { describe, expect, it } from 'vitest';
 const SRC = dirname(fileURLToPath(import.meta.url));
 
 /** Shared leaf modules at src/'s top level: any room may use them. */
-const NEUTRAL = new Set(['log.ts', 'path.ts', 'quote.ts', 'result.ts', 'version.ts']);
+const NEUTRAL = new Set(['log.ts', 'path.ts', 'quote.ts', 'result.ts', 'turn.ts', 'version.ts']);
 
 /** What each room may import besides itself and the neutral modules. */
 const MAY_IMPORT: Record<string, readonly string[]> = {

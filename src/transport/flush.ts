@@ -1,4 +1,5 @@
 /** Output written once per event-loop turn for every connection: see TurnFlusher. */
+import { atOutput } from '../turn.js';
 
 /** A connection whose writes of this turn are held until `flushTurn()`. */
 export interface Flushable {
@@ -13,7 +14,8 @@ export interface Flushable {
  * write; at the end of the turn the peer is woken once and finds everything. Measured with the
  * macro benchmark (docs/benchmarks.md): ~15% more requests per second at pipeline 16,
  * with half the kernel time per request. Output of a high-water mark or more is written at once, so memory
- * and backpressure stay bounded as before.
+ * and backpressure stay bounded as before. The append-only log's flush of the turn runs first
+ * (src/turn.ts), so a reply never leaves before its record was written.
  */
 export class TurnFlusher {
   #waiting: Flushable[] = [];
@@ -23,7 +25,7 @@ export class TurnFlusher {
     this.#waiting.push(conn);
     if (!this.#scheduled) {
       this.#scheduled = true;
-      setImmediate(this.#run);
+      atOutput(this.#run);
     }
   }
 

@@ -2,7 +2,8 @@
  * The append-only log's writer: group commit with Redis's fsync policies.
  *
  * Records are appended to a buffer; the first append of a loop turn schedules a flush for the
- * end of the turn (setImmediate: after the poll phase has read every socket that had data), and
+ * end of the turn (after the poll phase has read every socket that had data, and before any
+ * output of the turn is written: src/turn.ts), and
  * one flush writes everything buffered with one write() and, with `always`, one fdatasync(). Like
  * Redis (flushAppendOnlyFile in beforeSleep), the write and the `always` sync run on the event
  * loop's own thread: a thread-pool round trip per turn cost more than the system calls (on this
@@ -20,6 +21,7 @@
  * failed; the caller refuses writes until a retry succeeds.
  */
 import { closeSync, fdatasync, fdatasyncSync, ftruncateSync, writeSync } from 'node:fs';
+import { beforeOutput } from '../../turn.js';
 import type { JsonText } from '../store.js';
 import { type RecordOutput, writeSetRecord } from './records.js';
 
@@ -179,7 +181,7 @@ export class LogWriter implements RecordOutput {
   private schedule(): void {
     if (!this.scheduled) {
       this.scheduled = true;
-      setImmediate(this.flushNow);
+      beforeOutput(this.flushNow);
     }
   }
 
