@@ -47,7 +47,10 @@ export function registerLogTools(program: Command): void {
       "verify a data directory's append-only log (checksums, manifest); --fix cuts off a torn tail",
     )
     .argument('<dir>', 'the data directory (--data-dir of the server)')
-    .option('--fix', 'cut off a torn last record (what a crash mid-write leaves); nothing else is changed')
+    .option(
+      '--fix',
+      'cut off a torn last record (what a crash mid-write leaves); nothing else is changed. Stop the server first',
+    )
     .addHelpText(
       'after',
       '\nExit status: 0 when a server would start on the directory, 1 when it would not (damage, or a torn tail without --fix).',

@@ -125,4 +125,22 @@ describe('LogWriter', () => {
     expect(readFileSync(next, 'utf8')).toBe('new 1\nnew 2\n');
     closeSync(openSync(next, 'r'));
   });
+
+  it('keeps writing to the old file when the switch fails, with what gathered meanwhile', async () => {
+    const { io } = countingIo();
+    const { w, path } = make('always', io);
+    const next = join(dir, `f${files++}.log`);
+    const fd = openSync(next, 'a');
+    w.append('before\n');
+    const rotated = w.rotate(fd, async () => {
+      throw new Error('manifest write failed');
+    });
+    w.append('during\n');
+    const synced = w.synced()!;
+    await expect(rotated).rejects.toThrow('manifest write failed');
+    closeSync(fd);
+    await synced;
+    expect(readFileSync(path, 'utf8')).toBe('before\nduring\n');
+    expect(readFileSync(next, 'utf8')).toBe('');
+  });
 });

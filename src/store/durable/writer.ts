@@ -213,9 +213,13 @@ export class LogWriter implements RecordOutput {
     try {
       await this.backgroundSync;
       await before();
-    } finally {
+    } catch (err) {
+      // The old file stays the log: what gathered meanwhile goes there.
       this.switching = false;
+      if (this.used > 0) this.schedule();
+      throw err;
     }
+    this.switching = false;
     const old = this.fd;
     this.fd = fd;
     this.written = 0;
