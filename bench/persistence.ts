@@ -24,7 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { DurableStore } from '../src/store/durable/durable.js';
 import { fill, memoryKey, memoryValue } from './lib/fill.js';
 import { runBench } from './lib/load.js';
-import { type RunningServer, startServer } from './lib/servers.js';
+import { cpuSeconds, type RunningServer, startServer } from './lib/servers.js';
 import { fixed, kilo, markdownTable, mb, median } from './lib/stats.js';
 
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
@@ -68,13 +68,19 @@ async function throughput(): Promise<string> {
       for (const pipeline of [1, 16]) {
         const ops = new Map<Target, number[]>(TARGETS.map((t) => [t, []]));
         const p99 = new Map<Target, number[]>(TARGETS.map((t) => [t, []]));
+        const cpu = new Map<Target, number[]>(TARGETS.map((t) => [t, []]));
         for (let round = 0; round < rounds; round++) {
           const order = TARGETS.map((_, i) => TARGETS[(i + round) % TARGETS.length]!);
           for (const t of order) {
+            const server = servers.get(t)!;
+            const before = cpuSeconds(server.pid);
             const r = await runBench(
               CLI,
-              load(servers.get(t)!, pipeline, [...mixArgs, '--duration', '3', '--warmup', '0.5']),
+              load(server, pipeline, [...mixArgs, '--duration', '3', '--warmup', '0.5']),
             );
+            // The server's own CPU per request (warm-up share scaled out): steadier than ops/s
+            // on a machine whose 2 cores the load generator shares.
+            cpu.get(t)!.push(((cpuSeconds(server.pid) - before) * (3 / 3.5) * 1e6) / r.requests);
             if (r.errors.total > 0) throw new Error(`${t}: ${r.errors.total} errors`);
             ops.get(t)!.push(r.opsPerSec);
             p99.get(t)!.push(r.latencyMs.p99);
@@ -93,11 +99,13 @@ async function throughput(): Promise<string> {
               ? '1'
               : `${fixed(median(ratios), 2)} (${ratios.map((r) => fixed(r, 2)).join(', ')})`,
             fixed(median(p99.get(t)!), 2),
+            fixed(median(cpu.get(t)!), 2),
+            t === 'memory' ? '1' : fixed(median(cpu.get(t)!.map((v, i) => v / cpu.get('memory')![i]!)), 2),
           ]);
         }
       }
       out.push(
-        `${mix}, 50 connections, ${rounds} rounds of 3 s:\n\n${markdownTable(['pipeline', 'server', 'ops/s', 'vs memory only (rounds)', 'p99 ms'], rows)}`,
+        `${mix}, 50 connections, ${rounds} rounds of 3 s:\n\n${markdownTable(['pipeline', 'server', 'ops/s', 'vs memory only (rounds)', 'p99 ms', 'server CPU us/op', 'CPU vs memory only'], rows)}`,
       );
     }
   } finally {
