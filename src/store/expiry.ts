@@ -58,6 +58,34 @@ export class KeyExpiry {
     return true;
   }
 
+  /**
+   * Removes every entry due at `now` in one pass and returns their keys; the rest is re-heaped in
+   * O(n). For the end of a log replay, when a long downtime may have made most keys due: one
+   * removal at a time moved ~20 heap entries per key (1M keys: ~3 s).
+   */
+  removeDue(now: number): string[] {
+    const due: string[] = [];
+    let kept = 0;
+    for (let i = 0; i < this.times.length; i++) {
+      const time = this.times[i]!;
+      const key = this.keys[i]!;
+      if (time <= now) {
+        due.push(key);
+        this.slots.delete(key);
+      } else {
+        this.times[kept] = time;
+        this.keys[kept] = key;
+        kept++;
+      }
+    }
+    if (due.length === 0) return due;
+    this.times.length = kept;
+    this.keys.length = kept;
+    for (let i = 0; i < kept; i++) this.slots.set(this.keys[i]!, i);
+    for (let i = (kept >> 1) - 1; i >= 0; i--) this.siftDown(i);
+    return due;
+  }
+
   /** Removes the entry of `key`; true when there was one. */
   delete(key: string): boolean {
     const slot = this.slots.get(key);
@@ -145,6 +173,11 @@ export class ExpiryQueue<O extends ExpiryOwner> {
     }
     this.siftUp(owner.expirySlot);
     this.siftDown(owner.expirySlot);
+  }
+
+  /** Every owner, in no order (a copy: the caller may update the queue meanwhile). */
+  all(): O[] {
+    return [...this.owners];
   }
 
   remove(owner: O): void {

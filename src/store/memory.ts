@@ -378,13 +378,12 @@ export class MemoryStore implements Store {
 
   /** Makes `key` hold `value`, expiring at `expiresAt` (absolute) or never. */
   restoreSet(key: string, value: JsonText, expiresAt: number | undefined): void {
-    let node = this.tree.nodeOfKey(key);
-    if (node?.values?.has(key) === true) {
-      node.values.set(key, value);
-    } else {
-      node = this.tree.ensureNodeOfKey(key);
-      this.tree.insert(node, key, value);
-    }
+    // One lookup of the namespace and one Map write whether the key is new or not (the size tells).
+    const node = this.tree.nodeOfKey(key) ?? this.tree.ensureNodeOfKey(key);
+    node.values ??= new Map();
+    const size = node.values.size;
+    node.values.set(key, value);
+    if (node.values.size !== size) this.tree.inserted(node, key);
     if (expiresAt !== undefined) this.setExpiry(node, key, expiresAt);
     else if (node.expiry !== undefined) this.clearExpiry(node, key);
   }
@@ -418,11 +417,25 @@ export class MemoryStore implements Store {
 
   /** Ends a replay: keys whose time passed (while the server was down) go now, silently. */
   restoreDone(): void {
-    this.tree.buildDeferred();
+    // Keys whose time passed, namespace by namespace in one pass each, while the key indexes are
+    // not built yet (the queue and heaps are rebuilt, not updated key by key).
     const now = this.now();
-    const before = this.expiredTotal;
-    this.drainDue(now, Number.POSITIVE_INFINITY);
-    this.expiredTotal = before;
+    for (const node of this.queue.all()) {
+      // A namespace dropped during the replay: its cleanup (scheduled) takes it off the queue.
+      if (!this.tree.isLive(node)) {
+        this.queue.remove(node);
+        continue;
+      }
+      const expiry = node.expiry!;
+      if (expiry.peekTime() > now) continue;
+      for (const key of expiry.removeDue(now)) {
+        this.tree.countTtl(node, -1);
+        this.tree.remove(node, key);
+      }
+      if (expiry.size === 0) node.expiry = undefined;
+      this.queue.update(node);
+    }
+    this.tree.buildDeferred();
   }
 
   /** A chunked walk over every key (see SnapshotCursor); keys already due are skipped. */

@@ -194,6 +194,23 @@ describe('DurableStore: restart', () => {
     });
   }
 
+  it('restarts after a downtime that expired most keys, some in a namespace dropped later', async () => {
+    const dir = freshDir();
+    const store = make(dir);
+    for (let i = 0; i < 2000; i++)
+      store.set(`ns${i % 7}^k${i}`, String(i), { ttl: i < 1500 ? 1000 : 60_000 });
+    store.set('gone^deep^k', '1', { ttl: 1 });
+    store.drop('gone');
+    store.set('kept', '1');
+    await store.close();
+    clock += 5000;
+    const again = make(dir);
+    const data = await dump(again);
+    expect(data.size).toBe(501);
+    expect(data.get('ns0^k1505')).toEqual(['1505', 55_000]);
+    expect(again.stats()).toMatchObject({ keys: 501, keysWithTtl: 500 });
+  });
+
   it('keeps every change made while a rewrite runs (writes are not awaited in between)', async () => {
     const dir = freshDir();
     const store = make(dir);
