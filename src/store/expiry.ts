@@ -59,6 +59,22 @@ export class KeyExpiry {
   }
 
   /**
+   * Adds or moves the entry of `key` without keeping the heap order (a log replay: `removeDue`
+   * re-heaps once at the end). True when it was added.
+   */
+  setUnordered(key: string, time: number): boolean {
+    const slot = this.slots.get(key);
+    if (slot !== undefined) {
+      this.times[slot] = time;
+      return false;
+    }
+    this.slots.set(key, this.times.length);
+    this.times.push(time);
+    this.keys.push(key);
+    return true;
+  }
+
+  /**
    * Removes every entry due at `now` in one pass and returns their keys; the rest is re-heaped in
    * O(n). For the end of a log replay, when a long downtime may have made most keys due: one
    * removal at a time moved ~20 heap entries per key (1M keys: ~3 s).
@@ -78,7 +94,6 @@ export class KeyExpiry {
         kept++;
       }
     }
-    if (due.length === 0) return due;
     this.times.length = kept;
     this.keys.length = kept;
     for (let i = 0; i < kept; i++) this.slots.set(this.keys[i]!, i);

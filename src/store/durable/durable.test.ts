@@ -189,7 +189,7 @@ describe('DurableStore: restart', () => {
             await again.close();
           },
         ),
-        { numRuns: 40 },
+        { numRuns: 100 },
       );
     });
   }
