@@ -383,67 +383,84 @@ export class MemoryStore implements Store {
     node.values ??= new Map();
     const size = node.values.size;
     node.values.set(key, value);
-    if (node.values.size !== size) this.tree.inserted(node, key);
-    if (expiresAt !== undefined) this.restoreExpiry(node, key, expiresAt);
-    else if (node.expiry !== undefined) this.clearExpiry(node, key);
+    if (node.values.size !== size) {
+      this.tree.inserted(node, key);
+      if (expiresAt !== undefined) this.ttlEvent(node, key, expiresAt);
+    } else {
+      // An overwrite: its TTL is this record's (none: NaN clears an earlier one).
+      this.ttlEvent(node, key, expiresAt ?? Number.NaN);
+    }
   }
 
-  /** During a replay: TTLs go into their namespace's heap unordered, re-heaped once by restoreDone. */
-  private restoreExpiry(node: NsNode, key: string, expiresAt: number): void {
-    node.expiry ??= new KeyExpiry();
-    if (node.expiry.setUnordered(key, expiresAt)) this.tree.countTtl(node, 1);
-    this.restoredExpiry.add(node);
+  /**
+   * During a replay, TTL changes are only noted, per namespace and in order (NaN: no TTL); the
+   * heaps are built from the notes when the replay ends, one namespace at a time. Filling 1000
+   * namespaces' TTL maps in the log's interleaved order cost ~1 s more for 1M keys (cache misses).
+   */
+  private ttlEvent(node: NsNode, key: string, expiresAt: number): void {
+    let notes = this.ttlNotes.get(node);
+    if (notes === undefined) {
+      notes = { keys: [], times: [] };
+      this.ttlNotes.set(node, notes);
+    }
+    notes.keys.push(key);
+    notes.times.push(expiresAt);
   }
 
-  private restoredExpiry = new Set<NsNode>();
+  private ttlNotes = new Map<NsNode, { keys: string[]; times: number[] }>();
 
   restoreDel(key: string): void {
     const node = this.tree.nodeOfKey(key);
-    if (node?.values?.has(key) === true) this.removeKey(node, key);
+    if (node?.values?.has(key) !== true) return;
+    this.tree.remove(node, key);
+    this.ttlEvent(node, key, Number.NaN);
   }
 
   restoreDrop(namespace: string): void {
     const node = this.tree.nodeAt(namespace);
     if (node === undefined || node.keys === 0) return;
     this.tree.detach(node);
-    if (node.namespaces > 0 || node.keysWithTtl > 0) this.scheduleCleanup(node);
+    if (node.namespaces > 0) this.scheduleCleanup(node);
   }
 
   restoreExpire(key: string, expiresAt: number): void {
     const node = this.tree.nodeOfKey(key);
-    if (node?.values?.has(key) === true) this.restoreExpiry(node, key, expiresAt);
+    if (node?.values?.has(key) === true) this.ttlEvent(node, key, expiresAt);
   }
 
   restorePersist(key: string): void {
     const node = this.tree.nodeOfKey(key);
-    if (node?.values?.has(key) === true && node.expiry !== undefined) this.clearExpiry(node, key);
+    if (node?.values?.has(key) === true) this.ttlEvent(node, key, Number.NaN);
   }
 
-  /** Starts a replay: the restore* calls below, then restoreDone. */
+  /** Starts a replay (of an empty store): the restore* calls above, then restoreDone. */
   restoreBegin(): void {
     this.tree.deferOrder();
   }
 
-  /** Ends a replay: keys whose time passed (while the server was down) go now, silently. */
+  /**
+   * Ends a replay: each namespace's TTL heap is built from its notes in one pass, the keys whose
+   * time passed while the server was down leave silently (before the key indexes are built, so no
+   * index is updated for them), then the key indexes are built. A restart after 1M TTLs had
+   * passed took 9.2 s removing keys one by one; ~2 s this way.
+   */
   restoreDone(): void {
-    // Each namespace's TTLs are re-heaped once, keys whose time passed while the server was down
-    // leaving in the same pass, before the key indexes are built (so no index is updated for
-    // them): a restart after 1M TTLs had passed took 9.2 s key by key, ~2 s this way.
     const now = this.now();
-    const nodes = this.restoredExpiry;
-    this.restoredExpiry = new Set();
-    for (const node of nodes) {
-      const expiry = node.expiry;
-      // Dropped during the replay (its cleanup is scheduled), or every TTL removed since.
-      if (expiry === undefined || !this.tree.isLive(node)) {
-        this.queue.remove(node);
-        continue;
+    const notes = this.ttlNotes;
+    this.ttlNotes = new Map();
+    for (const [node, { keys, times }] of notes) {
+      // Dropped or emptied during the replay: its notes no longer matter.
+      if (node.values === undefined || !this.tree.isLive(node)) continue;
+      const expiry = new KeyExpiry();
+      for (let i = 0; i < keys.length; i++) {
+        const time = times[i]!;
+        if (time === time) expiry.setUnordered(keys[i]!, time);
+        else expiry.delete(keys[i]!);
       }
-      for (const key of expiry.removeDue(now)) {
-        this.tree.countTtl(node, -1);
-        this.tree.remove(node, key);
-      }
-      if (expiry.size === 0) node.expiry = undefined;
+      for (const key of expiry.removeDue(now)) this.tree.remove(node, key);
+      if (expiry.size === 0 || !this.tree.isLive(node)) continue;
+      node.expiry = expiry;
+      this.tree.countTtl(node, expiry.size);
       this.queue.update(node);
     }
     if (this.queue.size > 0) this.startSweep();

@@ -210,8 +210,8 @@ export class NamespaceTree {
     this.prune(node);
   }
 
-  /** Counts a TTL added (+1) or removed (-1) in the subtree totals. */
-  countTtl(node: NsNode, delta: 1 | -1): void {
+  /** Counts TTLs added (> 0) or removed (< 0) in the subtree totals. */
+  countTtl(node: NsNode, delta: number): void {
     for (let n: NsNode | null = node; n !== null; n = n.parent) n.keysWithTtl += delta;
   }
 
