@@ -454,7 +454,7 @@ export class MemoryStore implements Store {
       const expiry = new KeyExpiry();
       for (let i = 0; i < keys.length; i++) {
         const time = times[i]!;
-        if (time === time) expiry.setUnordered(keys[i]!, time);
+        if (!Number.isNaN(time)) expiry.setUnordered(keys[i]!, time);
         else expiry.delete(keys[i]!);
       }
       for (const key of expiry.removeDue(now)) this.tree.remove(node, key);
