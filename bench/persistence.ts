@@ -153,7 +153,7 @@ function ask(port: number, line: string): Promise<string> {
   });
 }
 
-async function readyMs(flags: string[], times = 3): Promise<number> {
+async function readyMs(flags: string[], times = 5): Promise<number> {
   const samples: number[] = [];
   for (let i = 0; i < times; i++) {
     const s = await startServer('caretkv', CLI, flags);
@@ -188,7 +188,7 @@ async function restart(): Promise<string> {
       fixed(fromBase - empty, 0),
     ]);
   }
-  return `Spawn of \`caretkv serve --data-dir\` until the first answer (median of 3):\n\n${markdownTable(['log', 'keys', 'ready ms', 'replay ms (minus empty)'], rows)}`;
+  return `Spawn of \`caretkv serve --data-dir\` until the first answer (median of 5):\n\n${markdownTable(['log', 'keys', 'ready ms', 'replay ms (minus empty)'], rows)}`;
 }
 
 // ---- rewrite loop delay -------------------------------------------------------------------------------
