@@ -5,7 +5,8 @@
  * records.ts); the writer commits them in groups (writer.ts). Memory answers at once, so reads and
  * writes keep the in-memory engine's speed; what the fsync policy changes is when an answer may
  * leave:
- * - everysec / no: at once (a crash loses what the OS had not written: up to ~1-2 s with everysec);
+ * - everysec / no: once the turn's write() is done (src/turn.ts), before any sync: a crash of the
+ *   process loses nothing answered, a crash of the machine up to ~1-2 s with everysec;
  * - always: an answer that follows a change not yet on disk (the change's own reply, a GET that
  *   sees it, an OBSERVE push about it) waits for the sync that covers the change. Acknowledged or
  *   observed writes are durable.
