@@ -16,14 +16,13 @@
  *   largest log INFO showed against 2x base + 64 MiB.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import os, { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { DurableStore } from '../src/store/durable/durable.js';
 import { fill, memoryKey, memoryValue } from './lib/fill.js';
-import { runBench } from './lib/load.js';
+import { ask, runBench } from './lib/load.js';
 import { cpuSeconds, type RunningServer, startServer } from './lib/servers.js';
 import { fixed, kilo, markdownTable, mb, median } from './lib/stats.js';
 
@@ -136,23 +135,6 @@ function load(s: RunningServer, pipeline: number, extra: readonly string[]): str
 
 // ---- restart ----------------------------------------------------------------------------------------
 
-function ask(port: number, line: string): Promise<string> {
-  return new Promise((resolvePromise, reject) => {
-    const socket = net.connect({ port, host: '127.0.0.1' });
-    let text = '';
-    socket.setEncoding('utf8');
-    socket.on('error', reject);
-    socket.on('data', (t: string) => {
-      text += t;
-      if (text.includes('\n')) {
-        socket.destroy();
-        resolvePromise(text.trim());
-      }
-    });
-    socket.write(`${line}\n`);
-  });
-}
-
 async function readyMs(flags: string[], times = 5): Promise<number> {
   const samples: number[] = [];
   for (let i = 0; i < times; i++) {
@@ -177,7 +159,7 @@ async function restart(): Promise<string> {
     const fromIncr = await readyMs(['--data-dir', dir]);
     rows.push([`${label}, incremental log`, '1000000', fixed(fromIncr, 0), fixed(fromIncr - empty, 0)]);
     const again = await startServer('caretkv', CLI, ['--data-dir', dir]);
-    const answer = await ask(again.port, '{"action":"REWRITE"}');
+    const answer = await ask(again.port, '{"action":"REWRITE"}\n');
     if (!answer.includes('"ok":true')) throw new Error(answer);
     await again.stop();
     const fromBase = await readyMs(['--data-dir', dir]);
@@ -248,7 +230,7 @@ async function soak(): Promise<string> {
   let done = false;
   const sampler = (async () => {
     while (!done) {
-      const reply = JSON.parse(await ask(server.port, '{"action":"INFO"}')) as {
+      const reply = JSON.parse(await ask(server.port, '{"action":"INFO"}\n')) as {
         result: { persistence: { baseBytes: number; incrBytes: number; rewrites: number } };
       };
       last = reply.result.persistence;

@@ -21,12 +21,11 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fill, MEMORY_KEYS, MEMORY_NAMESPACES } from './lib/fill.js';
-import { runBench } from './lib/load.js';
+import { ask, runBench } from './lib/load.js';
 import {
   cpuSeconds,
   launcherNodeFlags,
@@ -310,22 +309,6 @@ interface MemoryRow {
 }
 
 /** One request, one reply line: for COUNT and DBSIZE after a fill. */
-function ask(port: number, request: string): Promise<string> {
-  return new Promise((resolvePromise, reject) => {
-    const socket = net.connect({ host: '127.0.0.1', port });
-    let reply = '';
-    socket.once('error', reject);
-    socket.once('connect', () => socket.write(request));
-    socket.on('data', (c: Buffer) => {
-      reply += c.toString();
-      if (reply.includes('\n')) {
-        socket.destroy();
-        resolvePromise(reply.trim());
-      }
-    });
-  });
-}
-
 async function keyCount(server: RunningServer): Promise<number> {
   if (server.kind === 'redis') return Number((await ask(server.port, '*1\r\n$6\r\nDBSIZE\r\n')).slice(1));
   const reply = JSON.parse(await ask(server.port, '{"action":"COUNT"}\n')) as { result: number };

@@ -190,11 +190,6 @@ export class ExpiryQueue<O extends ExpiryOwner> {
     this.siftDown(owner.expirySlot);
   }
 
-  /** Every owner, in no order (a copy: the caller may update the queue meanwhile). */
-  all(): O[] {
-    return [...this.owners];
-  }
-
   remove(owner: O): void {
     const slot = owner.expirySlot;
     if (slot === -1) return;

@@ -7,7 +7,7 @@ import { truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { readManifest } from './manifest.js';
 import type { RecordSink } from './records.js';
-import { type ScanProblem, scanFile } from './scan.js';
+import { isTornTail, type ScanProblem, scanFile } from './scan.js';
 
 export interface FileCheck {
   readonly file: string;
@@ -39,7 +39,7 @@ export function checkLog(dir: string, { fix = false } = {}): LogCheck {
     const file = join(dir, name);
     const scan = scanFile(file, NOTHING);
     const problem = scan.problem;
-    const torn = problem !== null && i === names.length - 1 && !problem.validAfter;
+    const torn = problem !== null && isTornTail(problem, i === names.length - 1);
     const verdict = problem === null ? 'ok' : torn ? 'torn' : 'damaged';
     const tailBytes = problem === null ? 0 : scan.size - scan.validBytes;
     return { file, size: scan.size, records: scan.records, verdict, problem, tailBytes, fixed: false };

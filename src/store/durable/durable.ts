@@ -65,7 +65,7 @@ import {
   writeManifestSync,
 } from './manifest.js';
 import { recordJournal, setRecord, writeSetRecord } from './records.js';
-import { scanFile } from './scan.js';
+import { isTornTail, scanFile } from './scan.js';
 import { type FsyncPolicy, type LogIo, LogWriter } from './writer.js';
 
 /** The slice of a pino logger the durable engine uses. */
@@ -207,7 +207,7 @@ export class DurableStore implements Store, Durability {
       const problem = scan.problem;
       if (problem === null) continue;
       const last = i === files.length - 1;
-      if (!last || problem.validAfter) {
+      if (!isTornTail(problem, last)) {
         throw new LogError(
           `${path}: ${problem.reason} at byte ${problem.offset}; the log is damaged before its end, so the server will not start on it (see \`caretkv check-log\`)`,
         );

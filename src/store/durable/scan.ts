@@ -16,6 +16,14 @@ export interface ScanProblem {
   readonly validAfter: boolean;
 }
 
+/**
+ * Whether a problem is a torn tail, which may be cut off: only in the file being written (the
+ * last one: older files were synced before the writer left them) and with no valid record after it.
+ */
+export function isTornTail(problem: ScanProblem, inLastFile: boolean): boolean {
+  return inLastFile && !problem.validAfter;
+}
+
 export interface ScanResult {
   readonly size: number;
   readonly records: number;

@@ -190,13 +190,13 @@ export class LogWriter implements RecordOutput {
    * order with other held events). With nothing pending it is handed over at once.
    */
   hold(event: unknown): void {
-    if (this.used > 0 || this.held.length > 0) this.held.push(event);
+    if (this.pending || this.held.length > 0) this.held.push(event);
     else this.events.durable([event]);
   }
 
   /** Resolves when every record appended so far is durable; undefined when they all are already. */
   synced(): Promise<void> | undefined {
-    if (this.used === 0) return undefined;
+    if (!this.pending) return undefined;
     this.waiting ??= deferred();
     return this.waiting.promise;
   }
