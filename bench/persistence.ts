@@ -3,6 +3,7 @@
  *
  *   npm run bench:persistence                       # everything (~6 min on 2 cores)
  *   npx tsx bench/persistence.ts --only throughput  # throughput | restart | rewrite | soak
+ *   npx tsx bench/persistence.ts --only throughput --mixes set --pipelines 16 --rounds 5
  *
  * - throughput: `caretkv serve` without a log, and with --data-dir under each --appendfsync, driven
  *   by the same load generator (`caretkv bench`, 50 connections), interleaved over rounds; each
@@ -36,6 +37,9 @@ function arg(name: string, fallback: string): string {
 }
 const only = new Set(arg('only', 'throughput,restart,rewrite,soak').split(','));
 const rounds = Number(arg('rounds', '3'));
+// Throughput cells to run (default all): --mixes set,1:1 --pipelines 1,16
+const mixes = new Set(arg('mixes', 'set,1:1').split(','));
+const pipelines = arg('pipelines', '1,16').split(',').map(Number);
 const log = (line: string): void => void process.stderr.write(`${line}\n`);
 const scratch = mkdtempSync(join(tmpdir(), 'caretkv-bench-persist-'));
 
@@ -59,12 +63,13 @@ async function throughput(): Promise<string> {
       log(`prefill ${t}`);
       await runBench(CLI, load(s, 16, ['--requests', '1', '--prefill']));
     }
-    for (const [mix, mixArgs] of [
-      ['SET only', ['--actions', 'SET']],
-      ['SET:GET 1:1', ['--ratio', '1:1']],
+    for (const [name, mix, mixArgs] of [
+      ['set', 'SET only', ['--actions', 'SET']],
+      ['1:1', 'SET:GET 1:1', ['--ratio', '1:1']],
     ] as const) {
+      if (!mixes.has(name)) continue;
       const rows: string[][] = [];
-      for (const pipeline of [1, 16]) {
+      for (const pipeline of pipelines) {
         const ops = new Map<Target, number[]>(TARGETS.map((t) => [t, []]));
         const p99 = new Map<Target, number[]>(TARGETS.map((t) => [t, []]));
         const cpu = new Map<Target, number[]>(TARGETS.map((t) => [t, []]));
