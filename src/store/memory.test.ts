@@ -103,6 +103,7 @@ describe('MemoryStore engine', () => {
           expiringNamespaces: 1,
           dropCleanupPending: false,
           indexedNamespaces: 0,
+          keyIndexesPending: false,
         }),
       {
         timeout: 5000,
@@ -140,6 +141,51 @@ describe('MemoryStore engine', () => {
     expect(store.get('app^n7^deep^x')).toBe('"new"');
     expect(store.keys('app^n7^deep', undefined, 10)).toEqual({ names: ['x'], next: null });
     expect(store.stats()).toMatchObject({ keys: 2, namespaces: 4 });
+  });
+
+  it('after a replay, key indexes are built in the background or by the first listing, exactly', async () => {
+    const store = make();
+    store.restoreBegin();
+    // Interleaved arrival order across namespaces, with overwrites and deletes, as a log holds them.
+    for (let i = 59; i >= 0; i--) store.restoreSet(`ns${i % 3}^k${String(i).padStart(2, '0')}`, String(i), undefined);
+    store.restoreSet('ns0^k03', '"again"', undefined);
+    store.restoreDel('ns1^k04');
+    store.restoreSet('ns1^k04', '4', undefined);
+    store.restoreDel('ns2^k05');
+    store.restoreDone();
+    expect(store.engineStats().keyIndexesPending).toBe(true);
+    // Before any index is built: a write, a delete, then listings (which build what they need).
+    store.set('ns0^a-first', '1');
+    store.del('ns0^k06');
+    const names = (ns: string): string[] => {
+      const out: string[] = [];
+      for (let after: string | undefined, more = true; more; ) {
+        const page = store.keys(ns, after, 4) as { names: string[]; next: string | null };
+        out.push(...page.names);
+        after = page.next ?? undefined;
+        more = page.next !== null;
+      }
+      return out;
+    };
+    const expected = (r: number, extra: string[], gone: string[]): string[] =>
+      [
+        ...extra,
+        ...Array.from({ length: 60 }, (_, i) => i)
+          .filter((i) => i % 3 === r)
+          .map((i) => `k${String(i).padStart(2, '0')}`),
+      ]
+        .filter((name) => !gone.includes(name))
+        .sort();
+    expect(names('ns0')).toEqual(expected(0, ['a-first'], ['k06']));
+    expect(names('ns1')).toEqual(expected(1, [], []));
+    // The background builder finishes the rest within a few turns and stops.
+    for (let turn = 0; turn < 10 && store.engineStats().keyIndexesPending; turn++) {
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(store.engineStats().keyIndexesPending).toBe(false);
+    store.set('ns2^k99', '1');
+    store.set('ns2^a', '1');
+    expect(names('ns2')).toEqual(expected(2, ['a', 'k99'], ['k05']));
   });
 
   it('a namespace emptied key by key leaves the index at once', () => {

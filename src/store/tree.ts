@@ -91,34 +91,64 @@ export class NamespaceTree {
     return this.index.size;
   }
 
-  /** Namespaces whose key index waits for `buildDeferred` (during a log replay); null normally. */
-  private deferred: Set<NsNode> | null = null;
-
   /**
-   * From now until `buildDeferred`, inserts skip the sorted key index. A replay inserts keys in
-   * log order, one namespace after another; sorting each namespace once at the end and building
-   * its index in order was 5x faster than keeping 1000 indexes up to date (1M keys: 805 -> 160 ms).
-   * Listings must not run meanwhile.
+   * Namespaces whose sorted key index is not built yet, after a log replay; null normally. A
+   * replay inserts keys in log order; sorting each namespace once and building its index in order
+   * was 5x faster than keeping 1000 indexes up to date (1M keys: 805 -> 160 ms), and building
+   * them after the server is ready, a chunk per turn or when a listing needs one first, takes
+   * that time (~200-300 ms for 1M keys here) out of the restart.
    */
+  private unsorted: Set<NsNode> | null = null;
+  /** Between deferOrder and endDeferOrder: every insert joins `unsorted`. */
+  private replaying = false;
+
+  /** From now until `endDeferOrder`, inserts skip the sorted key index (a replay). */
   deferOrder(): void {
-    this.deferred = new Set();
+    this.unsorted ??= new Set();
+    this.replaying = true;
   }
 
-  buildDeferred(): void {
-    const nodes = this.deferred;
-    this.deferred = null;
-    if (nodes === null) return;
-    for (const node of nodes) {
-      if (node.values === undefined) {
-        node.order = undefined;
-        continue;
-      }
-      // Array.prototype.sort without a comparator orders by UTF-16 code units, as compareStrings.
-      const keys = [...node.values.keys()].sort();
-      const order = newIndex();
-      for (const key of keys) order.set(key, undefined);
-      node.order = order;
+  /** Ends a replay: the indexes still missing are built by `buildSome` or on first use (`orderOf`). */
+  endDeferOrder(): void {
+    this.replaying = false;
+    if (this.unsorted?.size === 0) this.unsorted = null;
+  }
+
+  /** Whether some key indexes are still to build (see `buildSome`). */
+  get indexesPending(): boolean {
+    return this.unsorted !== null && !this.replaying;
+  }
+
+  /** Builds missing key indexes until `deadline` (performance.now() ms); true when some remain. */
+  buildSome(deadline: number): boolean {
+    const unsorted = this.unsorted;
+    if (unsorted === null || this.replaying) return false;
+    for (const node of unsorted) {
+      this.buildOrder(node);
+      if (performance.now() > deadline) break;
     }
+    return this.unsorted !== null;
+  }
+
+  /** `node`'s sorted key index, built now if a replay left it unbuilt. */
+  orderOf(node: NsNode): SortedIndex | undefined {
+    if (this.unsorted?.has(node) === true && !this.replaying) this.buildOrder(node);
+    return node.order;
+  }
+
+  private buildOrder(node: NsNode): void {
+    const unsorted = this.unsorted!;
+    unsorted.delete(node);
+    if (unsorted.size === 0) this.unsorted = null;
+    if (node.values === undefined) {
+      node.order = undefined;
+      return;
+    }
+    // Array.prototype.sort without a comparator orders by UTF-16 code units, as compareStrings.
+    const keys = [...node.values.keys()].sort();
+    const order = newIndex();
+    for (const key of keys) order.set(key, undefined);
+    node.order = order;
   }
 
   /** The node that holds `key` (a canonical key), if its namespace exists. */
@@ -187,13 +217,21 @@ export class NamespaceTree {
 
   /** Bookkeeping for a key just added to `node.values` (the caller did the `set`). */
   inserted(node: NsNode, key: string): void {
-    if (this.deferred === null) {
+    const unsorted = this.unsorted;
+    if (unsorted === null || (!this.replaying && !unsorted.has(node))) {
       node.order ??= newIndex();
       node.order.set(key, undefined);
     } else {
-      this.deferred.add(node);
+      // Its index is built from its keys later (see `unsorted`).
+      unsorted.add(node);
     }
     for (let n: NsNode | null = node; n !== null; n = n.parent) n.keys++;
+  }
+
+  /** `inserted` for `count` keys at once, while the key indexes wait (see deferOrder). */
+  insertedDeferred(node: NsNode, count: number): void {
+    this.unsorted!.add(node);
+    for (let n: NsNode | null = node; n !== null; n = n.parent) n.keys += count;
   }
 
   /** Removes a key that is in `node` (its TTL must already be gone); prunes emptied namespaces. */
@@ -204,7 +242,7 @@ export class NamespaceTree {
       node.values = undefined;
       node.order = undefined;
     } else {
-      node.order?.delete(key); // none while deferred (see deferOrder)
+      node.order?.delete(key); // none while unsorted (see deferOrder)
     }
     for (let n: NsNode | null = node; n !== null; n = n.parent) n.keys--;
     this.prune(node);
