@@ -147,7 +147,8 @@ describe('MemoryStore engine', () => {
     const store = make();
     store.restoreBegin();
     // Interleaved arrival order across namespaces, with overwrites and deletes, as a log holds them.
-    for (let i = 59; i >= 0; i--) store.restoreSet(`ns${i % 3}^k${String(i).padStart(2, '0')}`, String(i), undefined);
+    for (let i = 59; i >= 0; i--)
+      store.restoreSet(`ns${i % 3}^k${String(i).padStart(2, '0')}`, String(i), undefined);
     store.restoreSet('ns0^k03', '"again"', undefined);
     store.restoreDel('ns1^k04');
     store.restoreSet('ns1^k04', '4', undefined);

@@ -179,7 +179,9 @@ export class MemoryStore implements Store {
     checkLimit(limit);
     return this.settled(() => {
       const node = this.tree.nodeAt(namespace);
-      return node === undefined ? { names: [], next: null } : pageOf(this.tree.orderOf(node), node.prefix, after, limit);
+      return node === undefined
+        ? { names: [], next: null }
+        : pageOf(this.tree.orderOf(node), node.prefix, after, limit);
     });
   }
 
@@ -424,7 +426,8 @@ export class MemoryStore implements Store {
       else group.push(i);
     }
     for (const [node, group] of groups) {
-      const values = (node.values ??= new Map());
+      node.values ??= new Map();
+      const values = node.values;
       let added = 0;
       for (const i of group) {
         const key = keys[i]!;
