@@ -455,17 +455,28 @@ export function decodeBytes(buf: Buffer, start: number, end: number, sink: Recor
       } else {
         const timeEnd = tabIn(buf, keyEnd + 1, end);
         if (timeEnd !== -1 && timeEnd + 1 < end) {
-          sink.set(
-            k,
-            buf.toString('utf8', timeEnd + 1, end),
-            time(buf.toString('latin1', keyEnd + 1, timeEnd)),
-          );
+          sink.set(k, buf.toString('utf8', timeEnd + 1, end), timeIn(buf, keyEnd + 1, timeEnd));
           return;
         }
       }
     }
   }
   decode(buf.toString('utf8', start, end), sink);
+}
+
+/** The time in buf[start, end): digits read in place (no string per record), else as `time` reads it. */
+function timeIn(buf: Buffer, start: number, end: number): number {
+  if (end > start && end - start <= 15) {
+    let n = 0;
+    let i = start;
+    for (; i < end; i++) {
+      const d = buf[i]! - 0x30;
+      if (d < 0 || d > 9) break;
+      n = n * 10 + d;
+    }
+    if (i === end) return n;
+  }
+  return time(buf.toString('latin1', start, end));
 }
 
 function value(text: string): JsonText {
