@@ -8,7 +8,7 @@
 import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeUnits, encodeUnits, KeyLayout, slotOf } from '../src/store/redis/keys.js';
-import { haveRedis, type RedisCluster, startRedisCluster } from './helpers/redis-cluster.js';
+import { haveRedis, type RedisCluster, startRedisCluster } from './helpers/redis.js';
 
 const redisRequired = process.env.CI === 'true';
 

@@ -1,8 +1,8 @@
 /**
- * A throwaway Redis Cluster on loopback for tests: `masters` redis-server processes (plus
- * `replicas` per master) in a temp dir, joined with `redis-cli --cluster create`, ready once every
- * node reports cluster_state:ok with all 16384 slots assigned. Debian's redis-server package brings
- * both binaries; .ci/run installs it.
+ * Throwaway Redis servers on loopback for tests. `startRedisCluster`: `masters` redis-server
+ * processes (plus `replicas` per master) in a temp dir, joined with `redis-cli --cluster create`,
+ * ready once every node reports cluster_state:ok with all 16384 slots assigned. `startRedisServer`:
+ * one standalone server. Debian's redis-server package brings both binaries; .ci/run installs it.
  */
 import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -137,4 +137,45 @@ export async function startRedisCluster({
     throw err;
   }
   return { nodes, seeds: nodes.map(({ host: h, port }) => ({ host: h, port })), cli, stop };
+}
+
+export interface RedisServer {
+  readonly host: string;
+  readonly port: number;
+  stop(): Promise<void>;
+}
+
+/** One standalone redis-server (no persistence), ready once it answers PING. */
+export async function startRedisServer(): Promise<RedisServer> {
+  const host = '127.0.0.1';
+  const port = await freePort();
+  const child = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', host, '--save', '', '--appendonly', 'no'],
+    {
+      stdio: 'ignore',
+    },
+  );
+  const stop = (): Promise<void> =>
+    new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      child.once('exit', () => resolve());
+      child.kill('SIGKILL');
+    });
+  try {
+    await waitFor(
+      async () => {
+        try {
+          return (await run('redis-cli', ['-h', host, '-p', String(port), 'PING'])).stdout.trim() === 'PONG';
+        } catch {
+          return false;
+        }
+      },
+      { message: `redis-server on ${port} to answer`, intervalMs: 50 },
+    );
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { host, port, stop };
 }
