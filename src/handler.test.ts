@@ -73,7 +73,7 @@ class FakeStore {
     for (const i of order) calls[i]!.resolve();
   }
   stats() {
-    return { keys: this.data.size, namespaces: 0, keysWithTtl: 0, expired: 0 };
+    return this.answer('', () => ({ keys: this.data.size, namespaces: 0, keysWithTtl: 0, expired: 0 }));
   }
 }
 
@@ -129,6 +129,21 @@ describe('createProtocolHandler', () => {
     await flushMicrotasks();
     expect(conn.responses().map((r) => r.id ?? r.error)).toEqual([1, 2, 3, expect.anything(), 5]);
     expect(conn.responses()[4]).toEqual({ id: 5, ok: true, result: 'A' });
+  });
+
+  it('INFO waits for an asynchronous store’s counts, in request order', async () => {
+    const { conn, send, store } = setup();
+    store.manual = true;
+    send(
+      '{"action":"SET","key":"a","value":1,"id":1}',
+      '{"action":"INFO","id":2}',
+      '{"action":"PING","id":3}',
+    );
+    expect(conn.writes).toEqual([]);
+    store.release([1, 0]);
+    await flushMicrotasks();
+    expect(conn.responses().map((r) => r.id)).toEqual([1, 2, 3]);
+    expect(conn.responses()[1]).toMatchObject({ id: 2, ok: true, result: { keys: 1 } });
   });
 
   it('on end: answers what was read (including an unterminated last line), then ends', async () => {

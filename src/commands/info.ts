@@ -1,6 +1,8 @@
 /** Server commands: PING ECHO INFO HELP. */
 import { ERRORS, type ErrorCode } from '../protocol/errors.js';
 import type { ResultOf } from '../protocol/schema.js';
+import { andThen, type MaybePromise } from '../result.js';
+import type { StoreStats } from '../store/store.js';
 import { type CommandContext, defineCommand } from './table.js';
 
 const NO_PUBSUB = {
@@ -27,7 +29,12 @@ function pubsubInfo(ctx: CommandContext): ResultOf<'INFO'>['pubsub'] {
   return { ...counts, refused: { total, byCode } };
 }
 
-function info(ctx: CommandContext): ResultOf<'INFO'> {
+/** INFO: the store's counts may come from a remote backend, so it may answer with a promise. */
+function info(ctx: CommandContext): MaybePromise<ResultOf<'INFO'>> {
+  return andThen(ctx.store.stats(), infoWith, ctx);
+}
+
+function infoWith(storeStats: StoreStats, ctx: CommandContext): ResultOf<'INFO'> {
   const { server, store } = ctx;
   const { table, stats } = server;
   const byAction: Record<string, number> = {};
@@ -45,7 +52,6 @@ function info(ctx: CommandContext): ResultOf<'INFO'> {
     errorsTotal += n;
   }
   const connections = server.connections();
-  const storeStats = store.stats();
   const memory = process.memoryUsage();
   return {
     version: server.version,

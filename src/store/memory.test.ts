@@ -7,7 +7,7 @@ describeStoreContract('MemoryStore', ({ now }) => new MemoryStore({ now }));
 
 /** The same engine answering every request a turn later, as a durable or remote engine would. */
 function deferred(store: Store): Store {
-  const synchronous = new Set<PropertyKey>(['stats', 'onChange']);
+  const synchronous = new Set<PropertyKey>(['onChange']);
   return new Proxy(store, {
     get(target, property, receiver) {
       const member: unknown = Reflect.get(target, property, receiver);

@@ -485,10 +485,10 @@ export function describeStoreContract(name: string, makeStore: MakeStore): void 
       it('counts keys, namespaces and TTLs', async () => {
         await store.set('a', '1');
         await store.set('n^m^b', '1', { ttl: 10 });
-        expect(store.stats()).toMatchObject({ keys: 2, namespaces: 2, keysWithTtl: 1 });
+        expect(await store.stats()).toMatchObject({ keys: 2, namespaces: 2, keysWithTtl: 1 });
         advance(10);
         expect(await store.get('n^m^b')).toBeUndefined();
-        expect(store.stats()).toMatchObject({ keys: 1, namespaces: 0, keysWithTtl: 0, expired: 1 });
+        expect(await store.stats()).toMatchObject({ keys: 1, namespaces: 0, keysWithTtl: 0, expired: 1 });
       });
     });
   });

@@ -74,7 +74,8 @@ export interface Store {
   persist(key: string): MaybePromise<boolean>;
   /** At most one listener (the composition root fans out). Costs nothing while unset. */
   onChange(listener: ChangeListener | null): void;
-  stats(): StoreStats;
+  /** Counts for INFO. A remote engine asks its backend (so it may answer with a promise). */
+  stats(): MaybePromise<StoreStats>;
   /** Stops timers and releases resources. */
   close(): MaybePromise<void>;
   /** Engines that keep a log on disk: its state (INFO), and the admin operations on it. */
