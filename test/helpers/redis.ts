@@ -6,10 +6,10 @@
  */
 import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { freePort } from '../../bench/lib/servers.js';
 import { waitFor } from './net.js';
 
 const run = promisify(execFile);
@@ -30,19 +30,6 @@ export interface RedisCluster {
   cli(port: number, ...args: string[]): Promise<string>;
   /** Kills every node and removes their files. */
   stop(): Promise<void>;
-}
-
-/** A port nobody listens on right now, picked by the OS. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 export async function startRedisCluster({
