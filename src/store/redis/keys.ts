@@ -94,9 +94,31 @@ export function escapeTag(top: string): string {
 export class KeyLayout {
   constructor(readonly prefix: string = DEFAULT_PREFIX) {}
 
+  /** `<prefix>{T}:` as bytes, for the T that `path` belongs to (scripts build T's keys from it). */
+  headOf(path: string): Buffer {
+    return encodeUnits(`${this.prefix}{${escapeTag(topOf(path))}}:`);
+  }
+
   /** `<prefix>{T}:<kind>:` as bytes, for the T that `path` belongs to. */
   private head(path: string, kind: string): Buffer {
     return encodeUnits(`${this.prefix}{${escapeTag(topOf(path))}}:${kind}:`);
+  }
+
+  /** T's expiry index: a sorted set of T's keys with a TTL, scored by when they expire. */
+  expiries(path: string): Buffer {
+    const head = this.head(path, 'e');
+    return head.subarray(0, head.length - 1);
+  }
+
+  /** The root namespace's key index, child index and key total (one slot of their own). */
+  get rootKeys(): Buffer {
+    return encodeUnits(`${this.prefix}root:k`);
+  }
+  get rootChildren(): Buffer {
+    return encodeUnits(`${this.prefix}root:n`);
+  }
+  get rootCount(): Buffer {
+    return encodeUnits(`${this.prefix}root:count`);
   }
 
   /** Where `key`'s value lives. */

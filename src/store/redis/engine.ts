@@ -1,0 +1,261 @@
+/**
+ * The Redis Cluster engine (issue 16), under construction: keys, values, TTLs and listings over a
+ * Redis Cluster (or a single Redis) through ioredis, with the layout of keys.ts and the scripts of
+ * scripts.ts. Not registered in the store factory until it passes the Store contract suite; still
+ * missing: INCR, CAS, MSET, DROP, stats, change events from other nodes, expiry events from Redis's
+ * keyspace notifications (today an expired key is reported when a script of its namespace purges
+ * it, and until then the root's key total still counts it), and the unavailable-backend error
+ * code.
+ *
+ * The root namespace spans every slot, so its listings and key total live in keys of their own
+ * (keys.ts: rootKeys, rootChildren, rootCount) and are updated after the script of a top-level
+ * namespace T reports what changed there. A removal re-checks T afterwards and restores the entry
+ * if T gained it back meanwhile (a write from another node racing the removal), so concurrent
+ * writers never leave a live name out of a root listing; a node that dies between the two steps
+ * can (the total then drifts too): the listing drops names whose key or namespace is gone.
+ */
+import type { Cluster, Redis } from 'ioredis';
+import type { ChangeListener, JsonText, Page, SetOptions } from '../store.js';
+import { decodeUnits, encodeUnits, KeyLayout, topOf } from './keys.js';
+import {
+  COUNT,
+  DEL,
+  EXPIRE,
+  KEY_CREATED,
+  KEY_DELETED,
+  PAGE,
+  PERSIST,
+  ROOT_KEY_ADDED,
+  ROOT_KEY_REMOVED,
+  ROOT_NS_ADDED,
+  ROOT_NS_REMOVED,
+  type Script,
+  SET,
+} from './scripts.js';
+
+export interface RedisStoreOptions {
+  /** A connected client: `new Cluster([...])` for a cluster, `new Redis(...)` for one server. */
+  readonly client: Redis | Cluster;
+  /** Prefix of every Redis key this deployment writes (default `ck:`). */
+  readonly prefix?: string;
+}
+
+type Reply = (Buffer | number)[];
+
+export class RedisStore {
+  private readonly client: Redis | Cluster;
+  private readonly layout: KeyLayout;
+  private listener: ChangeListener | null = null;
+
+  constructor(options: RedisStoreOptions) {
+    this.client = options.client;
+    this.layout = new KeyLayout(options.prefix);
+  }
+
+  onChange(listener: ChangeListener | null): void {
+    this.listener = listener;
+  }
+
+  private emit(op: 'set' | 'del' | 'expire', key: string, value: JsonText | undefined): void {
+    this.listener?.(op, key, value);
+  }
+
+  private async run(script: Script, keys: Buffer[], args: (Buffer | string)[]): Promise<Reply> {
+    try {
+      return (await this.client.callBuffer('EVALSHA', [script.sha, keys.length, ...keys, ...args])) as Reply;
+    } catch (err) {
+      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+      return (await this.client.callBuffer('EVAL', [script.lua, keys.length, ...keys, ...args])) as Reply;
+    }
+  }
+
+  /**
+   * What a script of T's reported: the root's listings and total brought up to date, then the
+   * keys it found expired told to the listener. `gone` starts at reply[from].
+   */
+  private async settle(
+    path: string,
+    flags: number,
+    reply: Reply,
+    from: number,
+    count = reply.length,
+  ): Promise<void> {
+    const top = topOf(path);
+    const gone: string[] = [];
+    for (let i = from; i < count; i++) gone.push(decodeUnits(reply[i] as Buffer));
+    const delta = (flags & KEY_CREATED ? 1 : 0) - (flags & KEY_DELETED ? 1 : 0) - gone.length;
+    const { client, layout } = this;
+    const work: Promise<unknown>[] = [];
+    if (delta !== 0) work.push(client.incrby(layout.rootCount, delta));
+    const name = encodeUnits(top);
+    if (flags & ROOT_KEY_ADDED) work.push(client.zadd(layout.rootKeys, 0, name));
+    if (flags & ROOT_NS_ADDED) work.push(client.zadd(layout.rootChildren, 0, name));
+    if (flags & ROOT_KEY_REMOVED) work.push(this.unlistRootKey(top));
+    if (flags & ROOT_NS_REMOVED) work.push(this.unlistRootNamespace(top));
+    await Promise.all(work);
+    for (const key of gone) this.emit('expire', key, undefined);
+  }
+
+  /** Takes a top-level key out of the root's listing, then puts it back if it exists again meanwhile. */
+  private async unlistRootKey(top: string): Promise<void> {
+    const name = encodeUnits(top);
+    await this.client.zrem(this.layout.rootKeys, name);
+    if ((await this.client.exists(this.layout.value(top))) === 1)
+      await this.client.zadd(this.layout.rootKeys, 0, name);
+  }
+
+  /** The same for a top-level namespace: back if it has keys again. */
+  private async unlistRootNamespace(top: string): Promise<void> {
+    const name = encodeUnits(top);
+    await this.client.zrem(this.layout.rootChildren, name);
+    if (Number((await this.client.hget(this.layout.counters(top), name)) ?? 0) > 0) {
+      await this.client.zadd(this.layout.rootChildren, 0, name);
+    }
+  }
+
+  async get(key: string): Promise<JsonText | undefined> {
+    const value = await this.client.getBuffer(this.layout.value(key));
+    return value === null ? undefined : value.toString('utf8');
+  }
+
+  async exists(key: string): Promise<boolean> {
+    return (await this.client.exists(this.layout.value(key))) === 1;
+  }
+
+  async mget(keys: readonly string[]): Promise<(JsonText | undefined)[]> {
+    // Keys of different namespaces live in different slots: one GET each (pipelined by the client).
+    return Promise.all(keys.map((key) => this.get(key)));
+  }
+
+  async set(key: string, value: JsonText, options?: SetOptions): Promise<boolean> {
+    const mode = options?.ifAbsent === true ? 'NX' : options?.ifPresent === true ? 'XX' : '';
+    const ttl = options?.ttl === undefined ? '' : String(Math.ceil(options.ttl));
+    const reply = await this.run(
+      SET,
+      [this.layout.value(key)],
+      [this.layout.headOf(key), encodeUnits(key), value, mode, ttl],
+    );
+    await this.settle(key, reply[1] as number, reply, 2);
+    if (reply[0] !== 1) return false;
+    this.emit('set', key, value);
+    return true;
+  }
+
+  async del(key: string): Promise<boolean> {
+    const reply = await this.run(DEL, [this.layout.value(key)], [this.layout.headOf(key), encodeUnits(key)]);
+    await this.settle(key, reply[1] as number, reply, 2);
+    if (reply[0] !== 1) return false;
+    this.emit('del', key, undefined);
+    return true;
+  }
+
+  async expire(key: string, ttl: number): Promise<boolean> {
+    const reply = await this.run(
+      EXPIRE,
+      [this.layout.value(key)],
+      [this.layout.headOf(key), encodeUnits(key), String(Math.ceil(ttl))],
+    );
+    await this.settle(key, reply[1] as number, reply, 2);
+    return reply[0] === 1;
+  }
+
+  async persist(key: string): Promise<boolean> {
+    const reply = await this.run(
+      PERSIST,
+      [this.layout.value(key)],
+      [this.layout.headOf(key), encodeUnits(key)],
+    );
+    await this.settle(key, reply[1] as number, reply, 2);
+    return reply[0] === 1;
+  }
+
+  async ttl(key: string): Promise<number | null | undefined> {
+    const ms = await this.client.pttl(this.layout.value(key));
+    return ms === -2 ? undefined : ms === -1 ? null : ms;
+  }
+
+  keys(namespace: string, after: string | undefined, limit: number): Promise<Page> {
+    return namespace === ''
+      ? this.rootPage(this.layout.rootKeys, after, limit, true)
+      : this.page(this.layout.keyIndex(namespace), namespace, after, limit);
+  }
+
+  namespaces(namespace: string, after: string | undefined, limit: number): Promise<Page> {
+    return namespace === ''
+      ? this.rootPage(this.layout.rootChildren, after, limit, false)
+      : this.page(this.layout.childIndex(namespace), namespace, after, limit);
+  }
+
+  async count(namespace: string): Promise<number> {
+    if (namespace === '') return Number((await this.client.get(this.layout.rootCount)) ?? 0);
+    const reply = await this.run(
+      COUNT,
+      [this.layout.counters(namespace)],
+      [this.layout.headOf(namespace), encodeUnits(namespace)],
+    );
+    await this.settle(namespace, reply[1] as number, reply, 2);
+    return reply[0] as number;
+  }
+
+  private async page(
+    index: Buffer,
+    namespace: string,
+    after: string | undefined,
+    limit: number,
+  ): Promise<Page> {
+    const start =
+      after === undefined ? Buffer.from('-') : Buffer.concat([Buffer.from('('), encodeUnits(after)]);
+    const reply = await this.run(PAGE, [index], [this.layout.headOf(namespace), start, String(limit + 1)]);
+    const purged = reply[1] as number;
+    await this.settle(namespace, reply[0] as number, reply, 2, 2 + purged);
+    const names = reply.slice(2 + purged).map((b) => decodeUnits(b as Buffer));
+    return pageOf(names, limit);
+  }
+
+  /**
+   * A page of the root's listings, which live outside every namespace's slot: each name is checked
+   * in its own namespace (after that namespace's purge, which also unlists an expired top-level
+   * key), and a name whose key or namespace is gone (a node died between a script and the root
+   * update) is unlisted as it is met.
+   */
+  private async rootPage(
+    index: Buffer,
+    after: string | undefined,
+    limit: number,
+    keys: boolean,
+  ): Promise<Page> {
+    const names: string[] = [];
+    let cursor = after;
+    for (;;) {
+      const want = limit + 1 - names.length;
+      const start =
+        cursor === undefined ? Buffer.from('-') : Buffer.concat([Buffer.from('('), encodeUnits(cursor)]);
+      const batch = (await this.client.zrangebylexBuffer(index, start, '+', 'LIMIT', 0, want)).map((b) =>
+        decodeUnits(b),
+      );
+      const alive = await Promise.all(
+        batch.map(async (name) => {
+          const inSubtree = await this.count(name); // purges the namespace first
+          const live = keys ? await this.exists(name) : inSubtree > 0;
+          if (!live) await (keys ? this.unlistRootKey(name) : this.unlistRootNamespace(name));
+          return live;
+        }),
+      );
+      for (let i = 0; i < batch.length; i++) if (alive[i]) names.push(batch[i]!);
+      if (batch.length < want || names.length > limit) break;
+      cursor = batch[batch.length - 1];
+    }
+    return pageOf(names, limit);
+  }
+
+  async close(): Promise<void> {
+    await this.client.quit();
+  }
+}
+
+/** A page from up to limit + 1 names: the extra one only says there is more. */
+function pageOf(names: string[], limit: number): Page {
+  if (names.length <= limit) return { names, next: null };
+  const page = names.slice(0, limit);
+  return { names: page, next: page[page.length - 1]! };
+}

@@ -1,0 +1,153 @@
+/**
+ * The Redis Cluster engine as built so far (src/store/redis/engine.ts), on a real 3-master
+ * cluster: values, conditional writes, TTLs, listings and counts, through two engine instances
+ * (two caretkv nodes) sharing the cluster. The Store contract suite runs against it once the
+ * engine is complete.
+ */
+import { Cluster } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { RedisStore } from '../src/store/redis/engine.js';
+import type { ChangeOp, JsonText, Page } from '../src/store/store.js';
+import { waitFor } from './helpers/net.js';
+import { haveRedis, type RedisCluster, startRedisCluster } from './helpers/redis.js';
+
+const redisRequired = process.env.CI === 'true';
+
+async function all(
+  list: (after: string | undefined, limit: number) => Promise<Page>,
+  limit = 2,
+): Promise<string[]> {
+  const names: string[] = [];
+  let after: string | undefined;
+  for (;;) {
+    const page = await list(after, limit);
+    expect(page.names.length).toBeLessThanOrEqual(limit);
+    names.push(...page.names);
+    if (page.next === null) return names;
+    expect(page.next).toBe(page.names[page.names.length - 1]);
+    after = page.next;
+  }
+}
+
+describe('Redis Cluster engine (so far), on a real cluster', () => {
+  let cluster: RedisCluster | undefined;
+  const stores: RedisStore[] = [];
+  let prefixes = 0;
+
+  beforeAll(async () => {
+    if (!haveRedis) {
+      if (redisRequired)
+        throw new Error('redis-server is required when CI=true (apt-get install redis-server)');
+      return;
+    }
+    cluster = await startRedisCluster({ masters: 3 });
+  }, 60_000);
+
+  afterEach(async () => {
+    await Promise.all(stores.splice(0).map((s) => s.close()));
+  });
+
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  /** Two nodes over the cluster, with a prefix of their own (so tests do not see each other's keys). */
+  const nodes = (ctx: { skip: (note: string) => void }): [RedisStore, RedisStore] => {
+    if (cluster === undefined)
+      ctx.skip('redis-server is not installed (apt-get install redis-server); CI requires it');
+    const prefix = `t${prefixes++}:`;
+    const make = (): RedisStore => {
+      const store = new RedisStore({ client: new Cluster([...cluster!.seeds]), prefix });
+      stores.push(store);
+      return store;
+    };
+    return [make(), make()];
+  };
+
+  it('a write on one node is read on the other, for any name', async (ctx) => {
+    const [a, b] = nodes(ctx);
+    const keys = ['solo', 'users^42^name', 'a}b^{x}', '\u{1F600}^\ud800', 'é^%7D'];
+    for (const [i, key] of keys.entries()) expect(await a.set(key, JSON.stringify(i))).toBe(true);
+    for (const [i, key] of keys.entries()) {
+      expect(await b.get(key)).toBe(JSON.stringify(i));
+      expect(await b.exists(key)).toBe(true);
+    }
+    expect(await b.mget([...keys, 'missing'])).toEqual([...keys.map((_, i) => String(i)), undefined]);
+    expect(await b.del('users^42^name')).toBe(true);
+    expect(await a.get('users^42^name')).toBeUndefined();
+    expect(await a.del('users^42^name')).toBe(false);
+  });
+
+  it('conditional writes: ifAbsent only creates, ifPresent only overwrites', async (ctx) => {
+    const [a] = nodes(ctx);
+    expect(await a.set('k', '1', { ifPresent: true })).toBe(false);
+    expect(await a.get('k')).toBeUndefined();
+    expect(await a.set('k', '1', { ifAbsent: true })).toBe(true);
+    expect(await a.set('k', '2', { ifAbsent: true })).toBe(false);
+    expect(await a.set('k', '3', { ifPresent: true })).toBe(true);
+    expect(await a.get('k')).toBe('3');
+  });
+
+  it('lists names in UTF-16 order, page by page, keys and namespaces apart, the root too', async (ctx) => {
+    const [a, b] = nodes(ctx);
+    const names = ['b', 'a', '\uffff', '\u{1F600}', 'é', 'Z', 'aa'];
+    for (const n of names) await a.set(`ns^${n}`, '1');
+    await a.set('ns^a^deep', '1'); // namespace ns^a beside key ns^a
+    await a.set('ns^x^y^z', '1');
+    await a.set('top', '1');
+    await a.set('ns', '1'); // a root key named like the namespace
+    expect(await all((after, limit) => b.keys('ns', after, limit))).toEqual([...names].sort());
+    expect(await all((after, limit) => b.namespaces('ns', after, limit))).toEqual(['a', 'x']);
+    expect(await all((after, limit) => b.namespaces('ns^x', after, limit))).toEqual(['y']);
+    expect(await all((after, limit) => b.keys('', after, limit))).toEqual(['ns', 'top']);
+    expect(await all((after, limit) => b.namespaces('', after, limit))).toEqual(['ns']);
+    expect(await b.count('ns')).toBe(names.length + 2);
+    expect(await b.count('ns^x')).toBe(1);
+    expect(await b.count('')).toBe(names.length + 4);
+  });
+
+  it('a namespace disappears with its last key, up to the root', async (ctx) => {
+    const [a, b] = nodes(ctx);
+    await a.set('p^q^r', '1');
+    await a.set('solo', '1');
+    expect(await b.namespaces('', undefined, 10)).toEqual({ names: ['p'], next: null });
+    await b.del('p^q^r');
+    await b.del('solo');
+    expect(await a.namespaces('', undefined, 10)).toEqual({ names: [], next: null });
+    expect(await a.namespaces('p', undefined, 10)).toEqual({ names: [], next: null });
+    expect(await a.keys('', undefined, 10)).toEqual({ names: [], next: null });
+    expect(await a.count('')).toBe(0);
+    expect(await a.count('p')).toBe(0);
+  });
+
+  it('TTLs are Redis’s own; listings and counts never show an expired key, and its expiry is heard once', async (ctx) => {
+    const [a, b] = nodes(ctx);
+    const events: [ChangeOp, string, JsonText | undefined][] = [];
+    b.onChange((op, key, value) => events.push([op, key, value]));
+    await a.set('t^gone', '1', { ttl: 50 });
+    await a.set('t^kept', '1', { ttl: 60_000 });
+    await a.set('brief', '1', { ttl: 50 });
+    const ttl = (await a.ttl('t^kept')) as number;
+    expect(ttl).toBeGreaterThan(50_000);
+    expect(ttl).toBeLessThanOrEqual(60_000);
+    expect(await a.persist('t^kept')).toBe(true);
+    expect(await a.ttl('t^kept')).toBeNull();
+    expect(await a.persist('t^kept')).toBe(false);
+    await waitFor(async () => (await b.get('t^gone')) === undefined && (await b.get('brief')) === undefined, {
+      message: 'Redis to expire the keys',
+    });
+    expect(await b.ttl('t^gone')).toBeUndefined();
+    expect(await b.keys('t', undefined, 10)).toEqual({ names: ['kept'], next: null });
+    expect(await b.count('t')).toBe(1);
+    expect(await b.keys('', undefined, 10)).toEqual({ names: [], next: null });
+    expect(await b.count('')).toBe(1);
+    expect(events).toEqual([
+      ['expire', 't^gone', undefined],
+      ['expire', 'brief', undefined],
+    ]);
+    expect(await a.expire('t^gone', 1000)).toBe(false);
+    expect(await a.expire('t^kept', 50)).toBe(true);
+    await waitFor(async () => (await b.count('t')) === 0, { message: 'the expired key to leave the count' });
+    expect(await b.namespaces('', undefined, 10)).toEqual({ names: [], next: null });
+  });
+});
