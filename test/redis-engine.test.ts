@@ -150,4 +150,40 @@ describe('Redis Cluster engine (so far), on a real cluster', () => {
     await waitFor(async () => (await b.count('t')) === 0, { message: 'the expired key to leave the count' });
     expect(await b.namespaces('', undefined, 10)).toEqual({ names: [], next: null });
   });
+
+  it('INCR and CAS run atomically in Redis and answer as the in-memory engine does', async (ctx) => {
+    const [a, b] = nodes(ctx);
+    const events: [ChangeOp, string, JsonText | undefined][] = [];
+    a.onChange((op, key, value) => events.push([op, key, value]));
+    expect(await a.incr('n^c', 2)).toBe(2);
+    expect(await b.incr('n^c', 0.1)).toBe(2.1);
+    expect(await a.get('n^c')).toBe('2.1');
+    expect(await b.count('n')).toBe(1);
+    await a.set('n^s', '"text"');
+    await expect(a.incr('n^s', 1)).rejects.toMatchObject({
+      code: 'WRONG_TYPE',
+      message: expect.stringContaining('a string'),
+    });
+    await a.set('n^big', String(Number.MAX_SAFE_INTEGER - 1));
+    await expect(b.incr('n^big', 2)).rejects.toMatchObject({ code: 'OVERFLOW' });
+    expect(await a.get('n^big')).toBe(String(Number.MAX_SAFE_INTEGER - 1));
+    await a.set('n^t', '1', { ttl: 60_000 });
+    expect(await b.incr('n^t', 1)).toBe(2);
+    expect((await a.ttl('n^t')) as number).toBeGreaterThan(50_000); // INCR keeps the TTL
+    // CAS compares as JSON: members in any order, [] is not {}.
+    await a.set('n^o', '{"a":1,"b":[]}');
+    expect(await b.cas('n^o', '{"b":{},"a":1}', '1')).toBe(false);
+    expect(await b.cas('n^o', '{"b":[],"a":1.0}', '"swapped"')).toBe(true);
+    expect(await a.get('n^o')).toBe('"swapped"');
+    expect(await b.cas('missing', 'null', '1')).toBe(false);
+    expect(await b.cas('n^t', '2', '3')).toBe(true);
+    expect(await a.ttl('n^t')).toBeNull(); // CAS drops the TTL
+    expect(events).toEqual([
+      ['incr', 'n^c', '2'],
+      ['set', 'n^s', '"text"'],
+      ['set', 'n^big', String(Number.MAX_SAFE_INTEGER - 1)],
+      ['set', 'n^t', '1'],
+      ['set', 'n^o', '{"a":1,"b":[]}'],
+    ]);
+  });
 });

@@ -32,7 +32,7 @@ import type {
   Store,
   StoreStats,
 } from './store.js';
-import { StoreError } from './store.js';
+import { incrOverflow, incrWrongType, StoreError } from './store.js';
 import { NamespaceTree, type NsNode, pageOf } from './tree.js';
 
 /** The slice of a pino logger the store uses. */
@@ -294,22 +294,12 @@ export class MemoryStore implements Store {
     let current = 0;
     if (node !== undefined) {
       const parsed: unknown = JSON.parse(node.values!.get(key)!);
-      if (typeof parsed !== 'number') {
-        throw new StoreError(
-          'WRONG_TYPE',
-          `INCR needs a number, but ${JSON.stringify(key)} holds ${describe(parsed)}`,
-        );
-      }
+      if (typeof parsed !== 'number') throw incrWrongType(key, parsed);
       current = parsed;
     }
     // `+ 0` turns -0 into 0, so the answer and the stored text agree.
     const result = current + by + 0;
-    if (!Number.isFinite(result) || Math.abs(result) > Number.MAX_SAFE_INTEGER) {
-      throw new StoreError(
-        'OVERFLOW',
-        `INCR would take ${JSON.stringify(key)} beyond ±${Number.MAX_SAFE_INTEGER} (2^53 - 1); the value is unchanged`,
-      );
-    }
+    if (!Number.isFinite(result) || Math.abs(result) > Number.MAX_SAFE_INTEGER) throw incrOverflow(key);
     const text = String(result);
     if (node === undefined) this.tree.insert(this.tree.ensureNodeOfKey(key), key, text);
     else node.values!.set(key, text); // keeps its TTL
@@ -803,9 +793,3 @@ export class MemoryStore implements Store {
 }
 
 function ignore(): void {}
-
-function describe(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
-}

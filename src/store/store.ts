@@ -133,3 +133,25 @@ export class StoreError extends Error {
     this.name = 'StoreError';
   }
 }
+
+/** INCR on a value that is not a number: worded the same by every engine. */
+export function incrWrongType(key: string, held: unknown): StoreError {
+  return new StoreError(
+    'WRONG_TYPE',
+    `INCR needs a number, but ${JSON.stringify(key)} holds ${describe(held)}`,
+  );
+}
+
+/** INCR whose result would leave the safe integers (or be no number at all). */
+export function incrOverflow(key: string): StoreError {
+  return new StoreError(
+    'OVERFLOW',
+    `INCR would take ${JSON.stringify(key)} beyond ±${Number.MAX_SAFE_INTEGER} (2^53 - 1); the value is unchanged`,
+  );
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
+}

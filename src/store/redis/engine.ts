@@ -2,7 +2,7 @@
  * The Redis Cluster engine (issue 16), under construction: keys, values, TTLs and listings over a
  * Redis Cluster (or a single Redis) through ioredis, with the layout of keys.ts and the scripts of
  * scripts.ts. Not registered in the store factory until it passes the Store contract suite; still
- * missing: INCR, CAS, MSET, DROP, stats, change events from other nodes, expiry events from Redis's
+ * missing: MSET, DROP, stats, change events from other nodes, expiry events from Redis's
  * keyspace notifications (today an expired key is reported when a script of its namespace purges
  * it, and until then the root's key total still counts it), and the unavailable-backend error
  * code.
@@ -15,12 +15,23 @@
  * can (the total then drifts too): the listing drops names whose key or namespace is gone.
  */
 import type { Cluster, Redis } from 'ioredis';
-import type { ChangeListener, JsonText, Page, SetOptions } from '../store.js';
+import {
+  type ChangeListener,
+  incrOverflow,
+  incrWrongType,
+  type JsonText,
+  type Page,
+  type SetOptions,
+} from '../store.js';
 import { decodeUnits, encodeUnits, KeyLayout, topOf } from './keys.js';
 import {
+  CAS,
   COUNT,
   DEL,
   EXPIRE,
+  INCR,
+  INCR_OK,
+  INCR_WRONG_TYPE,
   KEY_CREATED,
   KEY_DELETED,
   PAGE,
@@ -56,7 +67,11 @@ export class RedisStore {
     this.listener = listener;
   }
 
-  private emit(op: 'set' | 'del' | 'expire', key: string, value: JsonText | undefined): void {
+  private emit(
+    op: 'set' | 'del' | 'expire' | 'incr' | 'cas',
+    key: string,
+    value: JsonText | undefined,
+  ): void {
     this.listener?.(op, key, value);
   }
 
@@ -146,6 +161,32 @@ export class RedisStore {
     await this.settle(key, reply[1] as number, reply, 2);
     if (reply[0] !== 1) return false;
     this.emit('del', key, undefined);
+    return true;
+  }
+
+  async incr(key: string, by: number): Promise<number> {
+    const reply = await this.run(
+      INCR,
+      [this.layout.value(key)],
+      [this.layout.headOf(key), encodeUnits(key), String(by)],
+    );
+    await this.settle(key, reply[1] as number, reply, 3);
+    const text = (reply[2] as Buffer).toString('utf8');
+    if (reply[0] === INCR_WRONG_TYPE) throw incrWrongType(key, JSON.parse(text));
+    if (reply[0] !== INCR_OK) throw incrOverflow(key);
+    this.emit('incr', key, text);
+    return Number(text);
+  }
+
+  async cas(key: string, expected: JsonText, value: JsonText): Promise<boolean> {
+    const reply = await this.run(
+      CAS,
+      [this.layout.value(key)],
+      [this.layout.headOf(key), encodeUnits(key), expected, value],
+    );
+    await this.settle(key, reply[1] as number, reply, 2);
+    if (reply[0] !== 1) return false;
+    this.emit('cas', key, value);
     return true;
   }
 

@@ -20,6 +20,7 @@
  * never include an expired key. It reports the keys it purged (the engine tells listeners).
  */
 import { createHash } from 'node:crypto';
+import { LUA_JS_NUMBER, LUA_JSON } from './lua.js';
 
 export const ROOT_KEY_ADDED = 1;
 export const ROOT_KEY_REMOVED = 2;
@@ -32,7 +33,8 @@ export const KEY_DELETED = 32;
 /** Most expired keys one script purges before doing its own work (the rest: next time). */
 export const PURGE_BATCH = 1000;
 
-const LIBRARY = `
+const LIBRARY = `${LUA_JSON}
+${LUA_JS_NUMBER}
 local ROOT_KEY_ADDED, ROOT_KEY_REMOVED, ROOT_NS_ADDED, ROOT_NS_REMOVED = 1, 2, 4, 8
 local KEY_CREATED, KEY_DELETED = 16, 32
 
@@ -190,4 +192,50 @@ local head, ns = ARGV[1], ARGV[2]
 local flags, gone = purge(head, now_ms())
 local n = tonumber(redis.call('HGET', KEYS[1], ns) or '0')
 return {n, flags, unpack(gone)}
+`);
+
+/** Outcomes of INCR beside success (the reply's first element). */
+export const INCR_OK = 1;
+export const INCR_WRONG_TYPE = 0;
+export const INCR_OVERFLOW = -1;
+
+/**
+ * INCR: adds to a JSON number (a missing key starts at 0), keeps the TTL, writes the result as
+ * JavaScript writes numbers. KEYS: value. ARGV: head, key, by.
+ * Returns {INCR_OK, flags, new text, purged...} or {INCR_WRONG_TYPE, flags, held text, purged...}
+ * or {INCR_OVERFLOW, flags, '', purged...}; only INCR_OK changes anything.
+ */
+export const INCR = new Script(`
+local head, key, by = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local flags, gone = purge(head, now_ms())
+local text = redis.call('GET', KEYS[1])
+local n = 0
+if text then
+  n = json_value(text, 1)
+  if type(n) ~= 'number' then return {0, flags, text, unpack(gone)} end
+end
+local r = n + by
+if r ~= r or r > 9007199254740991 or r < -9007199254740991 then return {-1, flags, '', unpack(gone)} end
+local out = js_number(r)
+if text then
+  redis.call('SET', KEYS[1], out, 'KEEPTTL')
+else
+  redis.call('SET', KEYS[1], out)
+  flags = bit.bor(flags, added(head, key))
+end
+return {1, flags, out, unpack(gone)}
+`);
+
+/**
+ * CAS: writes `value` (without TTL) when the key holds a value equal to `expected` as JSON (see
+ * lua.ts). KEYS: value. ARGV: head, key, expected, value. Returns {written (0/1), flags, purged...}.
+ */
+export const CAS = new Script(`
+local head, key, expected, value = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local flags, gone = purge(head, now_ms())
+local text = redis.call('GET', KEYS[1])
+if not text or not json_equal(text, expected) then return {0, flags, unpack(gone)} end
+redis.call('SET', KEYS[1], value)
+redis.call('ZREM', head .. 'e', key)
+return {1, flags, unpack(gone)}
 `);
