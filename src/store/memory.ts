@@ -32,7 +32,7 @@ import type {
   Store,
   StoreStats,
 } from './store.js';
-import { incrOverflow, incrWrongType, StoreError } from './store.js';
+import { incrOverflow, incrWrongType } from './store.js';
 import { NamespaceTree, type NsNode, pageOf } from './tree.js';
 
 /** The slice of a pino logger the store uses. */
