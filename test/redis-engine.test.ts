@@ -186,4 +186,46 @@ describe('Redis Cluster engine (so far), on a real cluster', () => {
       ['set', 'n^o', '{"a":1,"b":[]}'],
     ]);
   });
+
+  it('DROP removes a subtree in steps, counts what went, and leaves look-alikes alone', async (ctx) => {
+    const [a, b] = nodes(ctx);
+    const events: [ChangeOp, string, JsonText | undefined][] = [];
+    a.onChange((op, key, value) => events.push([op, key, value]));
+    // More keys than one step deletes, spread over nested namespaces.
+    const keys: string[] = [];
+    for (let i = 0; i < 1200; i++) keys.push(`big^${i % 3 === 0 ? `n${i % 7}^` : ''}k${i}`);
+    for (let i = 0; i < keys.length; i += 200) {
+      await Promise.all(keys.slice(i, i + 200).map((k) => b.set(k, '1')));
+    }
+    await b.set('big^gone', '1', { ttl: 50 });
+    await b.set('big', '1'); // the key named like the namespace
+    await b.set('bigger^x', '1'); // shares a prefix
+    await b.set('other^big^x', '1');
+    await waitFor(async () => (await b.get('big^gone')) === undefined, { message: 'the TTL to pass' });
+    expect(await a.drop('big')).toBe(1200); // not the expired key, which is heard as such
+    expect(events).toEqual([
+      ['expire', 'big^gone', undefined],
+      ['drop', 'big', undefined],
+    ]);
+    expect(await b.count('big')).toBe(0);
+    expect(await b.get('big^k1')).toBeUndefined();
+    expect(await b.namespaces('', undefined, 10)).toEqual({ names: ['bigger', 'other'], next: null });
+    expect(await b.get('big')).toBe('1');
+    expect(await b.count('')).toBe(3);
+    expect(await a.drop('big')).toBe(0);
+    expect(await a.drop('missing^ns')).toBe(0);
+    // Usable again at once.
+    await a.set('big^again', '1');
+    expect(await b.keys('big', undefined, 10)).toEqual({ names: ['again'], next: null });
+  });
+
+  it('stats: keys, namespaces, keys with a TTL and expiries over every namespace', async (ctx) => {
+    const [a, b] = nodes(ctx);
+    await a.set('a', '1');
+    await a.set('n^m^b', '1', { ttl: 60_000 });
+    await a.set('n^c', '1');
+    await a.set('x^y', '1', { ttl: 50 });
+    await waitFor(async () => (await b.get('x^y')) === undefined, { message: 'the TTL to pass' });
+    expect(await b.stats()).toEqual({ keys: 3, namespaces: 2, keysWithTtl: 1, expired: 1 });
+  });
 });

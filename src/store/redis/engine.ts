@@ -2,7 +2,7 @@
  * The Redis Cluster engine (issue 16), under construction: keys, values, TTLs and listings over a
  * Redis Cluster (or a single Redis) through ioredis, with the layout of keys.ts and the scripts of
  * scripts.ts. Not registered in the store factory until it passes the Store contract suite; still
- * missing: MSET, DROP, stats, change events from other nodes, expiry events from Redis's
+ * missing: MSET, change events from other nodes, expiry events from Redis's
  * keyspace notifications (today an expired key is reported when a script of its namespace purges
  * it, and until then the root's key total still counts it), and the unavailable-backend error
  * code.
@@ -22,13 +22,16 @@ import {
   type JsonText,
   type Page,
   type SetOptions,
+  type StoreStats,
 } from '../store.js';
 import { decodeUnits, encodeUnits, KeyLayout, topOf } from './keys.js';
 import {
   CAS,
   COUNT,
   DEL,
+  DROP,
   EXPIRE,
+  FIGURES,
   INCR,
   INCR_OK,
   INCR_WRONG_TYPE,
@@ -68,7 +71,7 @@ export class RedisStore {
   }
 
   private emit(
-    op: 'set' | 'del' | 'expire' | 'incr' | 'cas',
+    op: 'set' | 'del' | 'expire' | 'incr' | 'cas' | 'drop',
     key: string,
     value: JsonText | undefined,
   ): void {
@@ -94,14 +97,16 @@ export class RedisStore {
     reply: Reply,
     from: number,
     count = reply.length,
+    deleted = flags & KEY_DELETED ? 1 : 0,
   ): Promise<void> {
     const top = topOf(path);
     const gone: string[] = [];
     for (let i = from; i < count; i++) gone.push(decodeUnits(reply[i] as Buffer));
-    const delta = (flags & KEY_CREATED ? 1 : 0) - (flags & KEY_DELETED ? 1 : 0) - gone.length;
+    const delta = (flags & KEY_CREATED ? 1 : 0) - deleted - gone.length;
     const { client, layout } = this;
     const work: Promise<unknown>[] = [];
     if (delta !== 0) work.push(client.incrby(layout.rootCount, delta));
+    if (gone.length > 0) work.push(client.incrby(layout.rootExpired, gone.length));
     const name = encodeUnits(top);
     if (flags & ROOT_KEY_ADDED) work.push(client.zadd(layout.rootKeys, 0, name));
     if (flags & ROOT_NS_ADDED) work.push(client.zadd(layout.rootChildren, 0, name));
@@ -188,6 +193,59 @@ export class RedisStore {
     if (reply[0] !== 1) return false;
     this.emit('cas', key, value);
     return true;
+  }
+
+  /**
+   * Removes the namespace's subtree in steps of at most DROP_BATCH keys (one script each, so other
+   * clients' commands run between them); resolves to how many keys went. Keys written into the
+   * subtree while the walk runs may go too. The root ('') is not dropped here.
+   */
+  async drop(namespace: string): Promise<number> {
+    if (namespace === '') throw new Error('the Redis Cluster engine does not drop the root namespace');
+    let total = 0;
+    for (;;) {
+      const reply = await this.run(
+        DROP,
+        [this.layout.counters(namespace)],
+        [this.layout.headOf(namespace), encodeUnits(namespace)],
+      );
+      const deleted = reply[0] as number;
+      total += deleted;
+      await this.settle(
+        namespace,
+        (reply[2] as number) | (deleted > 0 ? KEY_DELETED : 0),
+        reply,
+        3,
+        undefined,
+        deleted,
+      );
+      if (reply[1] === 1) break;
+    }
+    if (total > 0) this.emit('drop', namespace, undefined);
+    return total;
+  }
+
+  /** Keys, namespaces and TTLs over every top-level namespace (one script each): for INFO. */
+  async stats(): Promise<StoreStats> {
+    const { client, layout } = this;
+    const [tops, topKeys] = await Promise.all([
+      client.zrangeBuffer(layout.rootChildren, 0, -1),
+      client.zrangeBuffer(layout.rootKeys, 0, -1),
+    ]);
+    const names = new Set([...tops, ...topKeys].map((b) => decodeUnits(b)));
+    let namespaces = 0;
+    let keysWithTtl = 0;
+    // Each namespace's purge first, so the totals read after it count no expired key.
+    await Promise.all(
+      [...names].map(async (top) => {
+        const reply = await this.run(FIGURES, [layout.counters(top)], [layout.headOf(top)]);
+        namespaces += reply[0] as number;
+        keysWithTtl += reply[1] as number;
+        await this.settle(top, reply[2] as number, reply, 3);
+      }),
+    );
+    const [keys, expired] = await Promise.all([client.get(layout.rootCount), client.get(layout.rootExpired)]);
+    return { keys: Number(keys ?? 0), namespaces, keysWithTtl, expired: Number(expired ?? 0) };
   }
 
   async expire(key: string, ttl: number): Promise<boolean> {

@@ -120,6 +120,10 @@ export class KeyLayout {
   get rootCount(): Buffer {
     return encodeUnits(`${this.prefix}root:count`);
   }
+  /** How many keys expired so far (INFO's `expired`). */
+  get rootExpired(): Buffer {
+    return encodeUnits(`${this.prefix}root:expired`);
+  }
 
   /** Where `key`'s value lives. */
   value(key: string): Buffer {

@@ -239,3 +239,50 @@ redis.call('SET', KEYS[1], value)
 redis.call('ZREM', head .. 'e', key)
 return {1, flags, unpack(gone)}
 `);
+
+/** Most keys one DROP step deletes (each step is one script: other clients' commands run between). */
+export const DROP_BATCH = 500;
+
+/**
+ * One step of DROP: deletes up to DROP_BATCH keys of the namespace's subtree, deepest namespace
+ * with keys of its own first (the child indexes lead to one: a namespace with a count has own keys
+ * or a child with a count). KEYS: counts. ARGV: head, ns. Returns {deleted, done (0/1), flags,
+ * purged...}.
+ */
+export const DROP = new Script(`
+local head, ns = ARGV[1], ARGV[2]
+local flags, gone = purge(head, now_ms())
+local function with_keys(path)
+  while true do
+    if redis.call('EXISTS', head .. 'k:' .. path) == 1 then return path end
+    local child = redis.call('ZRANGE', head .. 'n:' .. path, 0, 0)[1]
+    if child == nil then return nil end
+    path = path .. '^' .. child
+  end
+end
+local deleted = 0
+while deleted < ${DROP_BATCH} do
+  local path = with_keys(ns)
+  if path == nil then break end
+  for _, name in ipairs(redis.call('ZRANGE', head .. 'k:' .. path, 0, ${DROP_BATCH} - deleted - 1)) do
+    local key = path .. '^' .. name
+    redis.call('DEL', head .. 'v:' .. key)
+    redis.call('ZREM', head .. 'e', key)
+    flags = bit.bor(flags, removed(head, key))
+    deleted = deleted + 1
+  end
+end
+local done = 0
+if redis.call('HEXISTS', KEYS[1], ns) == 0 then done = 1 end
+return {deleted, done, flags, unpack(gone)}
+`);
+
+/**
+ * The figures of one top-level namespace for stats(), after purging. KEYS: counts. ARGV: head.
+ * Returns {namespaces in T (T included), keys with a TTL, flags, purged...}.
+ */
+export const FIGURES = new Script(`
+local head = ARGV[1]
+local flags, gone = purge(head, now_ms())
+return {redis.call('HLEN', KEYS[1]), redis.call('ZCARD', head .. 'e'), flags, unpack(gone)}
+`);
