@@ -2,7 +2,7 @@
  * The Redis Cluster engine (issue 16), under construction: keys, values, TTLs and listings over a
  * Redis Cluster (or a single Redis) through ioredis, with the layout of keys.ts and the scripts of
  * scripts.ts. Not registered in the store factory until it passes the Store contract suite; still
- * missing: MSET, change events from other nodes, expiry events from Redis's
+ * missing: MSET, expiry events from Redis's
  * keyspace notifications (today an expired key is reported when a script of its namespace purges
  * it, and until then the root's key total still counts it), and the unavailable-backend error
  * code.
@@ -14,9 +14,11 @@
  * writers never leave a live name out of a root listing; a node that dies between the two steps
  * can (the total then drifts too): the listing drops names whose key or namespace is gone.
  */
+import { randomUUID } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import {
   type ChangeListener,
+  type ChangeOp,
   incrOverflow,
   incrWrongType,
   type JsonText,
@@ -56,14 +58,44 @@ export interface RedisStoreOptions {
 
 type Reply = (Buffer | number)[];
 
+/** The ops a change event may carry (ChangeOp). */
+const OPS = new Set(['set', 'del', 'expire', 'drop', 'incr', 'cas']);
+
 export class RedisStore {
   private readonly client: Redis | Cluster;
+  /** A second connection, subscribed to the deployment's change events. */
+  private readonly subscriber: Redis | Cluster;
   private readonly layout: KeyLayout;
+  /** This node's id in change events: a node hears its own changes at once, others' through Redis. */
+  private readonly node = randomUUID();
   private listener: ChangeListener | null = null;
+  /** Resolves once this node hears other nodes' changes. */
+  readonly subscribed: Promise<void>;
 
   constructor(options: RedisStoreOptions) {
     this.client = options.client;
     this.layout = new KeyLayout(options.prefix);
+    // The same kind of client to the same servers (a subscribed connection takes no other commands).
+    this.subscriber = (options.client as Redis).duplicate();
+    this.subscriber.on('messageBuffer', (channel: Buffer, message: Buffer) => {
+      if (channel.equals(this.layout.events)) this.heard(message);
+    });
+    this.subscribed = this.subscriber.subscribe(this.layout.events as unknown as string).then(() => {});
+    // Awaited by whoever needs it; never an unhandled rejection (e.g. closed before subscribing).
+    this.subscribed.catch(() => {});
+  }
+
+  /** A change event from a script (see scripts.ts): emitted unless this node made the change. */
+  private heard(message: Buffer): void {
+    const a = message.indexOf(0x0a);
+    const b = message.indexOf(0x0a, a + 1);
+    const c = message.indexOf(0x0a, b + 1);
+    if (a === -1 || b === -1 || c === -1) return;
+    if (message.toString('latin1', a + 1, b) === this.node) return;
+    const op = message.toString('latin1', 0, a);
+    if (!OPS.has(op)) return;
+    const value = c + 1 < message.length ? message.toString('utf8', c + 1) : undefined;
+    this.listener?.(op as ChangeOp, decodeUnits(message.subarray(b + 1, c)), value);
   }
 
   onChange(listener: ChangeListener | null): void {
@@ -78,7 +110,8 @@ export class RedisStore {
     this.listener?.(op, key, value);
   }
 
-  private async run(script: Script, keys: Buffer[], args: (Buffer | string)[]): Promise<Reply> {
+  private async run(script: Script, keys: Buffer[], scriptArgs: (Buffer | string)[]): Promise<Reply> {
+    const args = [...scriptArgs, this.layout.events, this.node];
     try {
       return (await this.client.callBuffer('EVALSHA', [script.sha, keys.length, ...keys, ...args])) as Reply;
     } catch (err) {
@@ -207,7 +240,7 @@ export class RedisStore {
       const reply = await this.run(
         DROP,
         [this.layout.counters(namespace)],
-        [this.layout.headOf(namespace), encodeUnits(namespace)],
+        [this.layout.headOf(namespace), encodeUnits(namespace), String(total)],
       );
       const deleted = reply[0] as number;
       total += deleted;
@@ -348,7 +381,7 @@ export class RedisStore {
   }
 
   async close(): Promise<void> {
-    await this.client.quit();
+    await Promise.all([this.client.quit(), this.subscriber.quit()]);
   }
 }
 

@@ -120,6 +120,10 @@ export class KeyLayout {
   get rootCount(): Buffer {
     return encodeUnits(`${this.prefix}root:count`);
   }
+  /** The channel every script publishes its changes on (one per deployment). */
+  get events(): Buffer {
+    return encodeUnits(`${this.prefix}events`);
+  }
   /** How many keys expired so far (INFO's `expired`). */
   get rootExpired(): Buffer {
     return encodeUnits(`${this.prefix}root:expired`);

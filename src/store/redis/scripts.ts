@@ -15,6 +15,9 @@
  *   ROOT_KEY_ADDED / ROOT_KEY_REMOVED     a key directly in the root appeared / went
  *   ROOT_NS_ADDED / ROOT_NS_REMOVED       T itself gained its first key / lost its last
  *
+ * Every script also takes, as its last two ARGV, the change-events channel and the id of the
+ * node that runs it, and publishes each change it makes there (see `publish`).
+ *
  * Expiry: Redis drops an expired value itself; `purge` removes such keys from T's indexes and
  * counts, and every script that reads indexes or counts runs it first, so listings and counts
  * never include an expired key. It reports the keys it purged (the engine tells listeners).
@@ -37,6 +40,15 @@ const LIBRARY = `${LUA_JSON}
 ${LUA_JS_NUMBER}
 local ROOT_KEY_ADDED, ROOT_KEY_REMOVED, ROOT_NS_ADDED, ROOT_NS_REMOVED = 1, 2, 4, 8
 local KEY_CREATED, KEY_DELETED = 16, 32
+
+-- Change events go to every node in the write's own script, so they follow the writes' order:
+-- op, origin, key and value joined by newlines (keys hold no control character; JSON text no raw
+-- newline).
+-- The last two ARGV of every script are the events channel and the writing node's id.
+local EVENTS, ORIGIN = ARGV[#ARGV - 1], ARGV[#ARGV]
+local function publish(op, key, value)
+  redis.call('PUBLISH', EVENTS, op .. '\\n' .. ORIGIN .. '\\n' .. key .. '\\n' .. (value or ''))
+end
 
 -- The parent path and last name of a path, or nil and the path for a top-level name.
 local function split_last(path)
@@ -103,6 +115,7 @@ local function purge(head, now)
       redis.call('ZREM', head .. 'e', key)
       flags = bit.bor(flags, removed(head, key))
       gone[#gone + 1] = key
+      publish('expire', key)
     end
   end
   return flags, gone
@@ -139,6 +152,7 @@ else
   redis.call('ZADD', head .. 'e', now + tonumber(ttl), key)
 end
 if not existed then flags = bit.bor(flags, added(head, key)) end
+publish('set', key, value)
 return {1, flags, unpack(gone)}
 `);
 
@@ -149,6 +163,7 @@ local flags, gone = purge(head, now_ms())
 if redis.call('DEL', KEYS[1]) == 0 then return {0, flags, unpack(gone)} end
 redis.call('ZREM', head .. 'e', key)
 flags = bit.bor(flags, removed(head, key), KEY_DELETED)
+publish('del', key)
 return {1, flags, unpack(gone)}
 `);
 
@@ -223,6 +238,7 @@ else
   redis.call('SET', KEYS[1], out)
   flags = bit.bor(flags, added(head, key))
 end
+publish('incr', key, out)
 return {1, flags, out, unpack(gone)}
 `);
 
@@ -237,6 +253,7 @@ local text = redis.call('GET', KEYS[1])
 if not text or not json_equal(text, expected) then return {0, flags, unpack(gone)} end
 redis.call('SET', KEYS[1], value)
 redis.call('ZREM', head .. 'e', key)
+publish('cas', key, value)
 return {1, flags, unpack(gone)}
 `);
 
@@ -246,7 +263,8 @@ export const DROP_BATCH = 500;
 /**
  * One step of DROP: deletes up to DROP_BATCH keys of the namespace's subtree, deepest namespace
  * with keys of its own first (the child indexes lead to one: a namespace with a count has own keys
- * or a child with a count). KEYS: counts. ARGV: head, ns. Returns {deleted, done (0/1), flags,
+ * or a child with a count). KEYS: counts. ARGV: head, ns, keys deleted by the earlier steps (the
+ * last step publishes the drop event when there were any). Returns {deleted, done (0/1), flags,
  * purged...}.
  */
 export const DROP = new Script(`
@@ -273,7 +291,10 @@ while deleted < ${DROP_BATCH} do
   end
 end
 local done = 0
-if redis.call('HEXISTS', KEYS[1], ns) == 0 then done = 1 end
+if redis.call('HEXISTS', KEYS[1], ns) == 0 then
+  done = 1
+  if deleted + tonumber(ARGV[3]) > 0 then publish('drop', ns) end
+end
 return {deleted, done, flags, unpack(gone)}
 `);
 
