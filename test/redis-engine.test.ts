@@ -251,4 +251,26 @@ describe('Redis Cluster engine (so far), on a real cluster', () => {
     expect(heard.b).toEqual(expected);
     expect(heard.a).toEqual(expected); // once each: its own changes are not heard again from Redis
   });
+
+  it('MSET writes every entry of one top-level namespace or none; across namespaces it refuses', async (ctx) => {
+    const [a, b] = nodes(ctx);
+    await a.set('m^x', '0', { ttl: 60_000 });
+    await a.mset([
+      ['m^x', '1'],
+      ['m^y^z', '2'],
+      ['m', '3'.repeat(1)], // the key named like the namespace shares its slot
+    ]);
+    expect(await b.mget(['m^x', 'm^y^z', 'm'])).toEqual(['1', '2', '3']);
+    expect(await b.ttl('m^x')).toBeNull();
+    expect(await b.count('')).toBe(3);
+    expect(await b.namespaces('m', undefined, 10)).toEqual({ names: ['y'], next: null });
+    await expect(
+      a.mset([
+        ['m^x', '9'],
+        ['other^k', '9'],
+      ]),
+    ).rejects.toMatchObject({ code: 'CROSS_NAMESPACE', message: expect.stringContaining('"other"') });
+    expect(await b.get('m^x')).toBe('1');
+    expect(await b.get('other^k')).toBeUndefined();
+  });
 });

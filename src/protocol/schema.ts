@@ -204,8 +204,9 @@ const MSET = action({
     }),
   }),
   result: Type.Literal(true),
-  errors: ['BAD_KEY', 'DISK_ERROR'],
-  notes: 'If any key is malformed nothing is written. Like SET without `ttl`, it removes earlier TTLs.',
+  errors: ['BAD_KEY', 'DISK_ERROR', 'CROSS_NAMESPACE'],
+  notes:
+    'If any key is malformed nothing is written. Like SET without `ttl`, it removes earlier TTLs. On the Redis Cluster engine the keys must share their first segment (CROSS_NAMESPACE otherwise).',
 });
 
 const KEYS = action({

@@ -122,7 +122,8 @@ export interface BackupResult {
   readonly bytes: number;
 }
 
-export type StoreErrorCode = 'WRONG_TYPE' | 'OVERFLOW' | 'DISK_ERROR';
+/** CROSS_NAMESPACE: an MSET over several top-level namespaces on an engine that shards by them. */
+export type StoreErrorCode = 'WRONG_TYPE' | 'OVERFLOW' | 'DISK_ERROR' | 'CROSS_NAMESPACE';
 
 export class StoreError extends Error {
   constructor(

@@ -307,3 +307,27 @@ local head = ARGV[1]
 local flags, gone = purge(head, now_ms())
 return {redis.call('HLEN', KEYS[1]), redis.call('ZCARD', head .. 'e'), flags, unpack(gone)}
 `);
+
+/**
+ * MSET within one top-level namespace: every entry written without TTL, or none (one script).
+ * KEYS: the first value key (routes to T's slot). ARGV: head, then key, value pairs.
+ * Returns {keys created, flags, purged...}.
+ */
+export const MSET = new Script(`
+local head = ARGV[1]
+local flags, gone = purge(head, now_ms())
+local created = 0
+for i = 2, #ARGV - 2, 2 do
+  local key, value = ARGV[i], ARGV[i + 1]
+  local v = head .. 'v:' .. key
+  local existed = redis.call('EXISTS', v) == 1
+  redis.call('SET', v, value)
+  redis.call('ZREM', head .. 'e', key)
+  if not existed then
+    flags = bit.bor(flags, added(head, key))
+    created = created + 1
+  end
+  publish('set', key, value)
+end
+return {created, flags, unpack(gone)}
+`);
