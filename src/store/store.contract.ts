@@ -8,6 +8,21 @@ import type { ChangeOp, JsonText, Store } from './store.js';
 
 export type MakeStore = (opts: { now: () => number }) => Store | Promise<Store>;
 
+/** What an engine cannot promise, declared rather than skipped (the suite checks the refusal). */
+export interface EngineTraits {
+  /**
+   * Whether one MSET may span top-level namespaces atomically (default true). An engine that
+   * shards by them (Redis Cluster) refuses such an MSET with CROSS_NAMESPACE and writes nothing.
+   */
+  readonly msetAcrossNamespaces?: boolean;
+}
+
+/** The top-level namespace of a key (its first segment). */
+function topOf(key: string): string {
+  const i = key.indexOf('^');
+  return i === -1 ? key : key.slice(0, i);
+}
+
 /** Runs `fn` and returns what it threw or rejected with (fails when it did neither). */
 async function failure(fn: () => unknown): Promise<unknown> {
   try {
@@ -36,7 +51,8 @@ async function allPages(
   throw new Error('paging did not end');
 }
 
-export function describeStoreContract(name: string, makeStore: MakeStore): void {
+export function describeStoreContract(name: string, makeStore: MakeStore, traits: EngineTraits = {}): void {
+  const msetAcross = traits.msetAcrossNamespaces ?? true;
   describe(`Store contract: ${name}`, () => {
     let clock = 0;
     let store: Store;
@@ -54,6 +70,16 @@ export function describeStoreContract(name: string, makeStore: MakeStore): void 
     afterEach(async () => {
       await store.close();
     });
+
+    /** Fixture data: one MSET per top-level namespace, which every engine takes. */
+    const seed = async (entries: [string, JsonText][]): Promise<void> => {
+      const groups = new Map<string, [string, JsonText][]>();
+      for (const entry of entries) {
+        const top = topOf(entry[0]);
+        groups.set(top, [...(groups.get(top) ?? []), entry]);
+      }
+      for (const group of groups.values()) await store.mset(group);
+    };
 
     const listen = (): void => {
       store.onChange((op, key, value) => events.push([op, key, value]));
@@ -288,32 +314,60 @@ export function describeStoreContract(name: string, makeStore: MakeStore): void 
     describe('MGET / MSET', () => {
       it('reads many keys in order, undefined for missing ones', async () => {
         await store.mset([
-          ['a', '1'],
-          ['ns^b', '2'],
-          ['a', '3'],
+          ['ns^a', '1'],
+          ['ns^b^c', '2'],
+          ['ns^a', '3'],
         ]);
-        expect(await store.mget(['a', 'missing', 'ns^b', 'a'])).toEqual(['3', undefined, '2', '3']);
+        await store.set('other', '4');
+        expect(await store.mget(['ns^a', 'missing', 'ns^b^c', 'other', 'ns^a'])).toEqual([
+          '3',
+          undefined,
+          '2',
+          '4',
+          '3',
+        ]);
         expect(await store.mget([])).toEqual([]);
       });
 
       it('MSET writes without TTL and tells the listener of every entry', async () => {
-        await store.set('a', '0', { ttl: 10 });
+        await store.set('n^a', '0', { ttl: 10 });
         listen();
         await store.mset([
-          ['a', '1'],
-          ['b', '2'],
+          ['n^a', '1'],
+          ['n^b', '2'],
         ]);
-        expect(await store.ttl('a')).toBeNull();
+        expect(await store.ttl('n^a')).toBeNull();
         expect(events).toEqual([
-          ['set', 'a', '1'],
-          ['set', 'b', '2'],
+          ['set', 'n^a', '1'],
+          ['set', 'n^b', '2'],
         ]);
       });
+
+      it(
+        msetAcross
+          ? 'MSET across top-level namespaces writes them all'
+          : 'MSET across top-level namespaces is refused with CROSS_NAMESPACE and writes nothing',
+        async () => {
+          listen();
+          const write = store.mset([
+            ['a', '1'],
+            ['ns^b', '2'],
+          ]);
+          if (msetAcross) {
+            await write;
+            expect(await store.mget(['a', 'ns^b'])).toEqual(['1', '2']);
+          } else {
+            expect(await failure(() => write)).toMatchObject({ code: 'CROSS_NAMESPACE' });
+            expect(await store.mget(['a', 'ns^b'])).toEqual([undefined, undefined]);
+            expect(events).toEqual([]);
+          }
+        },
+      );
     });
 
     describe('KEYS / NAMESPACES / COUNT', () => {
       beforeEach(async () => {
-        await store.mset([
+        await seed([
           ['root1', '1'],
           ['users^2', '1'],
           ['users^10', '1'],
@@ -385,7 +439,7 @@ export function describeStoreContract(name: string, makeStore: MakeStore): void 
 
     describe('DROP', () => {
       beforeEach(async () => {
-        await store.mset([
+        await seed([
           ['a^1', '1'],
           ['a^2', '1'],
           ['a^b^3', '1'],
