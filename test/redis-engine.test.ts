@@ -9,9 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RedisStore } from '../src/store/redis/engine.js';
 import type { ChangeOp, JsonText, Page } from '../src/store/store.js';
 import { waitFor } from './helpers/net.js';
-import { haveRedis, type RedisCluster, startRedisCluster } from './helpers/redis.js';
-
-const redisRequired = process.env.CI === 'true';
+import { NO_REDIS, type RedisCluster, redisAvailable, startRedisCluster } from './helpers/redis.js';
 
 async function all(
   list: (after: string | undefined, limit: number) => Promise<Page>,
@@ -35,11 +33,7 @@ describe('Redis Cluster engine (so far), on a real cluster', () => {
   let prefixes = 0;
 
   beforeAll(async () => {
-    if (!haveRedis) {
-      if (redisRequired)
-        throw new Error('redis-server is required when CI=true (apt-get install redis-server)');
-      return;
-    }
+    if (!redisAvailable()) return;
     cluster = await startRedisCluster({ masters: 3 });
   }, 60_000);
 
@@ -53,8 +47,7 @@ describe('Redis Cluster engine (so far), on a real cluster', () => {
 
   /** Two nodes over the cluster, with a prefix of their own (so tests do not see each other's keys). */
   const nodes = (ctx: { skip: (note: string) => void }): [RedisStore, RedisStore] => {
-    if (cluster === undefined)
-      ctx.skip('redis-server is not installed (apt-get install redis-server); CI requires it');
+    if (cluster === undefined) ctx.skip(NO_REDIS);
     const prefix = `t${prefixes++}:`;
     const make = (): RedisStore => {
       const store = new RedisStore({ client: new Cluster([...cluster!.seeds]), prefix });

@@ -8,9 +8,7 @@
 import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeUnits, encodeUnits, KeyLayout, slotOf } from '../src/store/redis/keys.js';
-import { haveRedis, type RedisCluster, startRedisCluster } from './helpers/redis.js';
-
-const redisRequired = process.env.CI === 'true';
+import { NO_REDIS, type RedisCluster, redisAvailable, startRedisCluster } from './helpers/redis.js';
 
 describe('Redis Cluster key layout, on a real cluster', () => {
   let cluster: RedisCluster | undefined;
@@ -18,11 +16,7 @@ describe('Redis Cluster key layout, on a real cluster', () => {
   const layout = new KeyLayout('test:');
 
   beforeAll(async () => {
-    if (!haveRedis) {
-      if (redisRequired)
-        throw new Error('redis-server is required when CI=true (apt-get install redis-server)');
-      return;
-    }
+    if (!redisAvailable()) return;
     cluster = await startRedisCluster({ masters: 3 });
     client = new Cluster([...cluster.seeds], { lazyConnect: false });
     await client.ping();
@@ -34,8 +28,7 @@ describe('Redis Cluster key layout, on a real cluster', () => {
   });
 
   const need = (ctx: { skip: (note: string) => void }): Cluster => {
-    if (client === undefined)
-      ctx.skip('redis-server is not installed (apt-get install redis-server); CI requires it');
+    if (client === undefined) ctx.skip(NO_REDIS);
     return client!;
   };
 

@@ -8,9 +8,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jsonTextEqual } from '../src/store/json-equal.js';
 import { LUA_JS_NUMBER, LUA_JSON } from '../src/store/redis/lua.js';
-import { haveRedis, type RedisServer, startRedisServer } from './helpers/redis.js';
-
-const redisRequired = process.env.CI === 'true';
+import { NO_REDIS, type RedisServer, redisAvailable, startRedisServer } from './helpers/redis.js';
 
 /** The same JSON value with every object's members in another order. */
 function shuffled(value: unknown, rng: () => number): unknown {
@@ -29,11 +27,7 @@ describe('Lua helpers of the cluster engine, on a real redis-server', () => {
   let redis: Redis | undefined;
 
   beforeAll(async () => {
-    if (!haveRedis) {
-      if (redisRequired)
-        throw new Error('redis-server is required when CI=true (apt-get install redis-server)');
-      return;
-    }
+    if (!redisAvailable()) return;
     server = await startRedisServer();
     redis = new Redis({ host: server.host, port: server.port });
   }, 30_000);
@@ -44,8 +38,7 @@ describe('Lua helpers of the cluster engine, on a real redis-server', () => {
   });
 
   const need = (ctx: { skip: (note: string) => void }): Redis => {
-    if (redis === undefined)
-      ctx.skip('redis-server is not installed (apt-get install redis-server); CI requires it');
+    if (redis === undefined) ctx.skip(NO_REDIS);
     return redis!;
   };
 
