@@ -1,11 +1,10 @@
 /**
  * The Redis Cluster engine (issue 16), under construction: keys, values, TTLs and listings over a
  * Redis Cluster (or a single Redis) through ioredis, with the layout of keys.ts and the scripts of
- * scripts.ts. Not registered in the store factory until it passes the Store contract suite; still
- * missing: expiry events from Redis's
- * keyspace notifications (today an expired key is reported when a script of its namespace purges
- * it, and until then the root's key total still counts it), and the unavailable-backend error
- * code.
+ * scripts.ts. Not registered in the store factory until it passes the Store contract suite (27 of
+ * 40 pass; the rest need the suite's fake clock). Still missing: expiry events from Redis's keyspace
+ * notifications (today an expired key is reported when a script of its namespace purges it, and
+ * until then the root's key total still counts it) and the unavailable-backend error code.
  *
  * The root namespace spans every slot, so its listings and key total live in keys of their own
  * (keys.ts: rootKeys, rootChildren, rootCount) and are updated after the script of a top-level
@@ -104,11 +103,7 @@ export class RedisStore {
     this.listener = listener;
   }
 
-  private emit(
-    op: 'set' | 'del' | 'expire' | 'incr' | 'cas' | 'drop',
-    key: string,
-    value: JsonText | undefined,
-  ): void {
+  private emit(op: ChangeOp, key: string, value: JsonText | undefined): void {
     this.listener?.(op, key, value);
   }
 
