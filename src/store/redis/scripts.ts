@@ -331,3 +331,9 @@ for i = 2, #ARGV - 2, 2 do
 end
 return {created, flags, unpack(gone)}
 `);
+
+/** Only the purge (a read that missed: its key may have just expired). KEYS: counts. ARGV: head. Returns {flags, purged...}. */
+export const PURGE = new Script(`
+local flags, gone = purge(ARGV[1], now_ms())
+return {flags, unpack(gone)}
+`);
