@@ -19,7 +19,15 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BIOME = fileURLToPath(new URL('../node_modules/.bin/biome', import.meta.url));
 
 /** Errors every action can answer with, whatever its fields. */
-const GENERIC_ERRORS = ['BAD_JSON', 'BAD_REQUEST', 'UNKNOWN_ACTION', 'LINE_TOO_LONG', 'TOO_DEEP', 'INTERNAL'];
+const GENERIC_ERRORS = [
+  'BAD_JSON',
+  'BAD_REQUEST',
+  'UNKNOWN_ACTION',
+  'LINE_TOO_LONG',
+  'TOO_DEEP',
+  'INTERNAL',
+  'UNAVAILABLE',
+];
 
 /** A schema as a short type expression for a table cell. */
 export function typeOf(s: TSchema): string {

@@ -264,4 +264,35 @@ describe('Redis Cluster engine (so far), on a real cluster', () => {
     expect(await b.get('m^x')).toBe('1');
     expect(await b.get('other^k')).toBeUndefined();
   });
+
+  it('a backend that is down answers UNAVAILABLE at once, for reads and writes', async (ctx) => {
+    if (cluster === undefined) ctx.skip(NO_REDIS);
+    // A cluster of its own: this test kills it.
+    const doomed = await startRedisCluster({ masters: 3 });
+    try {
+      const client = new Cluster([...doomed.seeds], {
+        enableOfflineQueue: false,
+        redisOptions: { commandTimeout: 500 },
+      });
+      client.on('error', () => {}); // the engine's user logs these; here they are expected
+      await new Promise((resolve) => client.once('ready', resolve));
+      const store = new RedisStore({ client, prefix: 'down:' });
+      stores.push(store);
+      await store.subscribed;
+      expect(await store.set('k^a', '1')).toBe(true);
+      for (const node of doomed.nodes) node.process.kill('SIGKILL');
+      const started = performance.now();
+      for (const attempt of [
+        () => store.get('k^a'),
+        () => store.set('k^b', '1'),
+        () => store.keys('k', undefined, 10),
+        () => store.count(''),
+      ]) {
+        await expect(attempt()).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+      }
+      expect(performance.now() - started).toBeLessThan(5000);
+    } finally {
+      await doomed.stop();
+    }
+  }, 30_000);
 });

@@ -40,6 +40,8 @@ export const ERRORS = {
     'The server cannot write its log (disk full, I/O error, read-only directory): writes are refused until it can, reads go on. A write answered DISK_ERROR may or may not have taken effect, as after a timeout; retry it once INFO shows persistence.diskError null.',
   PERSISTENCE_OFF:
     'The server keeps no log (it was started without --data-dir), so there is nothing to rewrite or back up. Start it with --data-dir DIR.',
+  UNAVAILABLE:
+    'The storage backend (Redis) is down or did not answer in time (connection lost, CLUSTERDOWN, a timeout). The request may or may not have taken effect, as after a timeout; retry later.',
   CROSS_NAMESPACE:
     'On the Redis Cluster engine one MSET writes keys of one top-level namespace (the first segment of the key path), atomically; these keys span several. Send one MSET per top-level namespace.',
   CONFIG_ERROR:

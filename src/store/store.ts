@@ -122,8 +122,11 @@ export interface BackupResult {
   readonly bytes: number;
 }
 
-/** CROSS_NAMESPACE: an MSET over several top-level namespaces on an engine that shards by them. */
-export type StoreErrorCode = 'WRONG_TYPE' | 'OVERFLOW' | 'DISK_ERROR' | 'CROSS_NAMESPACE';
+/**
+ * CROSS_NAMESPACE: an MSET over several top-level namespaces on an engine that shards by them.
+ * UNAVAILABLE: a remote engine's backend is down or too slow (any operation may answer it).
+ */
+export type StoreErrorCode = 'WRONG_TYPE' | 'OVERFLOW' | 'DISK_ERROR' | 'CROSS_NAMESPACE' | 'UNAVAILABLE';
 
 export class StoreError extends Error {
   constructor(

@@ -5,7 +5,9 @@
  * within one top-level namespace) but is not in the store factory yet: still missing are expiry
  * events from Redis's keyspace notifications (today an expired key is purged, and heard, when a
  * read misses it or a script of its namespace runs; COUNT of the root and stats() purge every
- * namespace first, one script each), the unavailable-backend error code, and the cross-node broker.
+ * namespace first, one script each) and the cross-node broker. A backend that is down or too slow
+ * answers UNAVAILABLE: create the client with `enableOfflineQueue: false` (fail at once while not
+ * connected, keep reconnecting) and a `commandTimeout` (see the engine test).
  *
  * The root namespace spans every slot, so its listings and key total live in keys of their own
  * (keys.ts: rootKeys, rootChildren, rootCount) and are updated after the script of a top-level
@@ -62,6 +64,29 @@ export interface RedisStoreOptions {
 
 type Reply = (Buffer | number)[];
 
+/** Redis answers that mean "not now" rather than "wrong": the cluster is failing over or loading. */
+const TRANSIENT = /^(CLUSTERDOWN|TRYAGAIN|MASTERDOWN|LOADING|BUSY)\b/;
+
+/**
+ * A failure of the backend as the Store contract reports it: UNAVAILABLE for a connection that is
+ * gone or not ready, a timeout, or a transient cluster state; anything else (a script's error: a
+ * bug) passes through and becomes INTERNAL upstream.
+ */
+function backendError(err: unknown): unknown {
+  if (err instanceof StoreError || !(err instanceof Error)) return err;
+  const replied = err.name === 'ReplyError';
+  if (replied && !TRANSIENT.test(err.message)) return err;
+  return new StoreError('UNAVAILABLE', `the Redis backend is unavailable: ${err.message}`);
+}
+
+async function backend<T>(pending: Promise<T>): Promise<T> {
+  try {
+    return await pending;
+  } catch (err) {
+    throw backendError(err);
+  }
+}
+
 /** The ops a change event may carry (ChangeOp). */
 const OPS = new Set(['set', 'del', 'expire', 'drop', 'incr', 'cas']);
 
@@ -81,10 +106,21 @@ export class RedisStore implements Store {
     this.layout = new KeyLayout(options.prefix);
     // The same kind of client to the same servers (a subscribed connection takes no other commands).
     this.subscriber = (options.client as Redis).duplicate();
+    // Its errors are the client's: whoever listens to the client (a logger) hears both connections.
+    this.subscriber.on('error', (err: Error) => options.client.emit('error', err));
     this.subscriber.on('messageBuffer', (channel: Buffer, message: Buffer) => {
       if (channel.equals(this.layout.events)) this.heard(message);
     });
-    this.subscribed = this.subscriber.subscribe(this.layout.events as unknown as string).then(() => {});
+    // Subscribed once connected (a client without an offline queue refuses commands before that);
+    // the client subscribes again by itself after a reconnection.
+    const subscriber = this.subscriber;
+    const connected =
+      subscriber.status === 'ready'
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => subscriber.once('ready', () => resolve()));
+    this.subscribed = connected.then(async () => {
+      await subscriber.subscribe(this.layout.events as unknown as string);
+    });
     // Awaited by whoever needs it; never an unhandled rejection (e.g. closed before subscribing).
     this.subscribed.catch(() => {});
   }
@@ -115,8 +151,10 @@ export class RedisStore implements Store {
     try {
       return (await this.client.callBuffer('EVALSHA', [script.sha, keys.length, ...keys, ...args])) as Reply;
     } catch (err) {
-      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
-      return (await this.client.callBuffer('EVAL', [script.lua, keys.length, ...keys, ...args])) as Reply;
+      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw backendError(err);
+      return (await backend(
+        this.client.callBuffer('EVAL', [script.lua, keys.length, ...keys, ...args]),
+      )) as Reply;
     }
   }
 
@@ -145,7 +183,7 @@ export class RedisStore implements Store {
     if (flags & ROOT_NS_ADDED) work.push(client.zadd(layout.rootChildren, 0, name));
     if (flags & ROOT_KEY_REMOVED) work.push(this.unlistRootKey(top));
     if (flags & ROOT_NS_REMOVED) work.push(this.unlistRootNamespace(top));
-    await Promise.all(work);
+    await backend(Promise.all(work));
     for (const key of gone) this.emit('expire', key, undefined);
   }
 
@@ -177,14 +215,14 @@ export class RedisStore implements Store {
   }
 
   async get(key: string): Promise<JsonText | undefined> {
-    const value = await this.client.getBuffer(this.layout.value(key));
+    const value = await backend(this.client.getBuffer(this.layout.value(key)));
     if (value !== null) return value.toString('utf8');
     await this.missed(key);
     return undefined;
   }
 
   async exists(key: string): Promise<boolean> {
-    if ((await this.client.exists(this.layout.value(key))) === 1) return true;
+    if ((await backend(this.client.exists(this.layout.value(key)))) === 1) return true;
     await this.missed(key);
     return false;
   }
@@ -299,10 +337,12 @@ export class RedisStore implements Store {
   /** Every top-level namespace (with keys below it, or a key of its name). */
   private async tops(): Promise<string[]> {
     const { client, layout } = this;
-    const [tops, topKeys] = await Promise.all([
-      client.zrangeBuffer(layout.rootChildren, 0, -1),
-      client.zrangeBuffer(layout.rootKeys, 0, -1),
-    ]);
+    const [tops, topKeys] = await backend(
+      Promise.all([
+        client.zrangeBuffer(layout.rootChildren, 0, -1),
+        client.zrangeBuffer(layout.rootKeys, 0, -1),
+      ]),
+    );
     return [...new Set([...tops, ...topKeys].map((b) => decodeUnits(b)))];
   }
 
@@ -325,7 +365,9 @@ export class RedisStore implements Store {
         await this.settle(top, reply[2] as number, reply, 3);
       }),
     );
-    const [keys, expired] = await Promise.all([client.get(layout.rootCount), client.get(layout.rootExpired)]);
+    const [keys, expired] = await backend(
+      Promise.all([client.get(layout.rootCount), client.get(layout.rootExpired)]),
+    );
     return { keys: Number(keys ?? 0), namespaces, keysWithTtl, expired: Number(expired ?? 0) };
   }
 
@@ -350,7 +392,7 @@ export class RedisStore implements Store {
   }
 
   async ttl(key: string): Promise<number | null | undefined> {
-    const ms = await this.client.pttl(this.layout.value(key));
+    const ms = await backend(this.client.pttl(this.layout.value(key)));
     if (ms !== -2) return ms === -1 ? null : ms;
     await this.missed(key);
     return undefined;
@@ -373,7 +415,7 @@ export class RedisStore implements Store {
       // Keys that expired in namespaces nothing has touched since still count in the root total:
       // purge every top-level namespace first (one script each, like stats()).
       await this.purgeAll();
-      return Number((await this.client.get(this.layout.rootCount)) ?? 0);
+      return Number((await backend(this.client.get(this.layout.rootCount))) ?? 0);
     }
     const reply = await this.run(
       COUNT,
@@ -417,8 +459,8 @@ export class RedisStore implements Store {
       const want = limit + 1 - names.length;
       const start =
         cursor === undefined ? Buffer.from('-') : Buffer.concat([Buffer.from('('), encodeUnits(cursor)]);
-      const batch = (await this.client.zrangebylexBuffer(index, start, '+', 'LIMIT', 0, want)).map((b) =>
-        decodeUnits(b),
+      const batch = (await backend(this.client.zrangebylexBuffer(index, start, '+', 'LIMIT', 0, want))).map(
+        (b) => decodeUnits(b),
       );
       const alive = await Promise.all(
         batch.map(async (name) => {
