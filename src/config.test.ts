@@ -138,8 +138,17 @@ describe('loadConfig', () => {
   );
 
   it('refuses an unknown storage engine, naming the known ones', () => {
-    expect(() => loadConfig({ flags: { store: 'redis-cluster://h:7000' } })).toThrow(
-      '--store: unknown storage engine "redis-cluster" (known engines: memory)',
+    expect(() => loadConfig({ flags: { store: 'etcd://h:7000' } })).toThrow(
+      '--store: unknown storage engine "etcd" (known engines: memory, redis-cluster, redis)',
+    );
+    expect(() => loadConfig({ flags: { store: 'redis-cluster://h' } })).toThrow(
+      '--store: redis-cluster:// needs host:port[,host:port...] (got "h")',
+    );
+    expect(loadConfig({ flags: { store: 'redis-cluster://h:7000,g:7001' } }).store).toBe(
+      'redis-cluster://h:7000,g:7001',
+    );
+    expect(() => loadConfig({ flags: { store: 'redis://h:6379', dataDir: '/tmp/x' } })).toThrow(
+      '--data-dir: persistence is for the memory engine; the redis engine keeps its data itself',
     );
     expect(() => loadConfig({ env: { CARETKV_STORE: 'nosuch' } })).toThrow(
       /^CARETKV_STORE: unknown storage engine/,

@@ -47,7 +47,7 @@ export const ConfigSchema = Type.Object(
       minLength: 1,
       default: 'memory',
       description:
-        'storage engine: memory (in this process, the default); other engines by URL (engine://...)',
+        'storage engine: memory (in this process, the default), redis-cluster://host:port,... (a Redis Cluster; see docs/cluster.md) or redis://host:port (one Redis server)',
     }),
     dataDir: Type.Optional(
       Type.String({

@@ -142,7 +142,11 @@ describe('README', () => {
       command.commands.forEach(collect);
     };
     collect(buildProgram());
-    const mentioned = new Set(README.match(/(?<![\w-])--[a-z][a-z-]*/g));
+    // Lines that run Redis's own programs (cluster mode) show their flags, not caretkv's.
+    const ours = README.split('\n')
+      .filter((line) => !/\bredis-(server|cli) --/.test(line))
+      .join('\n');
+    const mentioned = new Set(ours.match(/(?<![\w-])--[a-z][a-z-]*/g));
     expect([...mentioned].filter((flag) => !flags.has(flag))).toEqual([]);
   });
 });
