@@ -26,9 +26,11 @@ describe('composition root', () => {
   });
 
   it('refuses to start on an unknown storage engine, naming the known ones', async () => {
-    const run = await runCli(['serve', '--port', '0', '--store', 'redis-cluster://127.0.0.1:7000']);
+    const run = await runCli(['serve', '--port', '0', '--store', 'etcd://127.0.0.1:2379']);
     expect(run.code).not.toBe(0);
-    expect(run.stderr).toContain('--store: unknown storage engine "redis-cluster" (known engines: memory)');
+    expect(run.stderr).toContain(
+      '--store: unknown storage engine "etcd" (known engines: memory, redis-cluster, redis)',
+    );
   });
 
   it('hands a custom handler the server parts, which the server keeps', async () => {
