@@ -477,8 +477,17 @@ export class RedisStore implements Store {
     return pageOf(names, limit);
   }
 
+  /** Quits both connections (or drops them, when they are not connected: QUIT would not be sent). */
   async close(): Promise<void> {
-    await Promise.all([this.client.quit(), this.subscriber.quit()]);
+    await Promise.all(
+      [this.client, this.subscriber].map(async (connection) => {
+        try {
+          await connection.quit();
+        } catch {
+          connection.disconnect();
+        }
+      }),
+    );
   }
 }
 
