@@ -1,14 +1,12 @@
 /**
- * The Redis Cluster engine (issue 16), under construction: keys, values, TTLs and listings over a
- * Redis Cluster (or a single Redis) through ioredis, with the layout of keys.ts and the scripts of
- * scripts.ts. It passes the Store contract suite (test/redis-contract.test.ts: real clock, MSET
- * within one top-level namespace) but is not in the store factory yet: still missing are expiry
- * events from Redis's keyspace notifications (today an expired key is purged, and heard, when a
- * read misses it or a script of its namespace runs; COUNT of the root and stats() purge every
- * namespace first, one script each) and the cross-node broker. A backend that is down or too slow
- * answers UNAVAILABLE: create the client with `enableOfflineQueue: false` (fail at once while not
- * connected, keep reconnecting) and a `commandTimeout` (see the engine test).
- *
+ * The Redis Cluster engine (issue 16; `--store redis-cluster://...` or `redis://...`, created by
+ * factory.ts): keys, values, TTLs and listings over a Redis Cluster (or a single Redis) through
+ * ioredis, with the layout of keys.ts and the scripts of scripts.ts. It passes the Store contract
+ * suite (test/redis-contract.test.ts: real clock, MSET within one top-level namespace). Not yet
+ * here: expiry events from Redis's keyspace notifications (today an expired key is purged, and
+ * heard, when a read misses it or a script of its namespace runs; COUNT of the root and stats()
+ * purge every namespace first, one script each). A backend that is down or too slow answers
+ * UNAVAILABLE when the client has no offline queue and a command timeout (factory.ts makes it so). *
  * The root namespace spans every slot, so its listings and key total live in keys of their own
  * (keys.ts: rootKeys, rootChildren, rootCount) and are updated after the script of a top-level
  * namespace T reports what changed there. A removal re-checks T afterwards and restores the entry
@@ -205,25 +203,26 @@ export class RedisStore implements Store {
   }
 
   /**
-   * A read that finds no key: the key may have just expired, so its namespace's purge runs, and
-   * the expiry is heard once, when the read finds it (as the in-memory engine does). One more
-   * round trip per miss, until expiries come from Redis's keyspace notifications.
+   * Runs the purge of the top-level namespace `path` belongs to. A read that finds no key calls
+   * it (the key may have just expired: its expiry is then heard once, when the read finds it, as
+   * in the in-memory engine): one more round trip per miss, until expiries come from Redis's
+   * keyspace notifications.
    */
-  private async missed(key: string): Promise<void> {
-    const reply = await this.run(PURGE, [this.layout.counters(key)], [this.layout.headOf(key)]);
-    await this.settle(key, reply[0] as number, reply, 1);
+  private async purge(path: string): Promise<void> {
+    const reply = await this.run(PURGE, [this.layout.counters(path)], [this.layout.headOf(path)]);
+    await this.settle(path, reply[0] as number, reply, 1);
   }
 
   async get(key: string): Promise<JsonText | undefined> {
     const value = await backend(this.client.getBuffer(this.layout.value(key)));
     if (value !== null) return value.toString('utf8');
-    await this.missed(key);
+    await this.purge(key);
     return undefined;
   }
 
   async exists(key: string): Promise<boolean> {
     if ((await backend(this.client.exists(this.layout.value(key)))) === 1) return true;
-    await this.missed(key);
+    await this.purge(key);
     return false;
   }
 
@@ -348,7 +347,7 @@ export class RedisStore implements Store {
 
   /** Runs every top-level namespace's purge (COUNT of the root, stats). */
   private async purgeAll(): Promise<void> {
-    await Promise.all((await this.tops()).map((top) => this.missed(top)));
+    await Promise.all((await this.tops()).map((top) => this.purge(top)));
   }
 
   /** Keys, namespaces and TTLs over every top-level namespace (one script each): for INFO. */
@@ -394,7 +393,7 @@ export class RedisStore implements Store {
   async ttl(key: string): Promise<number | null | undefined> {
     const ms = await backend(this.client.pttl(this.layout.value(key)));
     if (ms !== -2) return ms === -1 ? null : ms;
-    await this.missed(key);
+    await this.purge(key);
     return undefined;
   }
 
@@ -432,9 +431,11 @@ export class RedisStore implements Store {
     after: string | undefined,
     limit: number,
   ): Promise<Page> {
-    const start =
-      after === undefined ? Buffer.from('-') : Buffer.concat([Buffer.from('('), encodeUnits(after)]);
-    const reply = await this.run(PAGE, [index], [this.layout.headOf(namespace), start, String(limit + 1)]);
+    const reply = await this.run(
+      PAGE,
+      [index],
+      [this.layout.headOf(namespace), lexAfter(after), String(limit + 1)],
+    );
     const purged = reply[1] as number;
     await this.settle(namespace, reply[0] as number, reply, 2, 2 + purged);
     const names = reply.slice(2 + purged).map((b) => decodeUnits(b as Buffer));
@@ -457,15 +458,19 @@ export class RedisStore implements Store {
     let cursor = after;
     for (;;) {
       const want = limit + 1 - names.length;
-      const start =
-        cursor === undefined ? Buffer.from('-') : Buffer.concat([Buffer.from('('), encodeUnits(cursor)]);
-      const batch = (await backend(this.client.zrangebylexBuffer(index, start, '+', 'LIMIT', 0, want))).map(
-        (b) => decodeUnits(b),
-      );
+      const batch = (
+        await backend(this.client.zrangebylexBuffer(index, lexAfter(cursor), '+', 'LIMIT', 0, want))
+      ).map((b) => decodeUnits(b));
       const alive = await Promise.all(
         batch.map(async (name) => {
-          const inSubtree = await this.count(name); // purges the namespace first
-          const live = keys ? await this.exists(name) : inSubtree > 0;
+          // Each check runs the namespace's purge first (which also unlists an expired top-level key).
+          let live: boolean;
+          if (keys) {
+            await this.purge(name);
+            live = (await backend(this.client.exists(this.layout.value(name)))) === 1;
+          } else {
+            live = (await this.count(name)) > 0;
+          }
           if (!live) await (keys ? this.unlistRootKey(name) : this.unlistRootNamespace(name));
           return live;
         }),
@@ -489,6 +494,11 @@ export class RedisStore implements Store {
       }),
     );
   }
+}
+
+/** The start of a ZRANGEBYLEX page: the beginning, or just after `after` (exclusive). */
+function lexAfter(after: string | undefined): Buffer {
+  return after === undefined ? Buffer.from('-') : Buffer.concat([Buffer.from('('), encodeUnits(after)]);
 }
 
 /** A page from up to limit + 1 names: the extra one only says there is more. */
