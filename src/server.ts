@@ -12,7 +12,9 @@ import { NDJSON_PUSHES } from './protocol/pushes.js';
 import { compileValidatorsSoon } from './protocol/validate.js';
 import { Broker, type PubSubBroker } from './pubsub/broker.js';
 import type { PubSub } from './pubsub/local.js';
+import { RedisRelay } from './pubsub/redis-relay.js';
 import { createStore } from './store/factory.js';
+import { RedisStore } from './store/redis/engine.js';
 import type { Store } from './store/store.js';
 import { tlsOptions } from './tls.js';
 import { AddressLimit } from './transport/address-limit.js';
@@ -123,9 +125,13 @@ export function createServer(config: Config, options: ServerOptions = {}): Caret
               rewriteMinSize: config.rewriteMinSize,
             },
     });
+  const pubsubLogger = logger.child({ component: 'pubsub' });
+  // Over Redis, publishes and subscriptions span the deployment's nodes (pubsub/redis-relay.ts).
+  const relay = store instanceof RedisStore ? new RedisRelay(store.backend, pubsubLogger) : undefined;
   const broker: PubSubBroker = new Broker({
     pushes: NDJSON_PUSHES,
-    logger: logger.child({ component: 'pubsub' }),
+    logger: pubsubLogger,
+    relay,
     limits: {
       subscriberBuffer: config.subscriberBuffer,
       slowSubscriber: config.slowSubscriber,
@@ -136,6 +142,7 @@ export function createServer(config: Config, options: ServerOptions = {}): Caret
     },
   });
   store.onChange(broker.onStoreChange);
+  store.onEventsLost?.(() => broker.backendLost());
   const table = defaultCommandTable();
   const authority = new Authority({
     table,

@@ -329,6 +329,25 @@ describe('gap and revoked pushes', () => {
     expect(gaps).toEqual([5]);
   });
 
+  it('a backend gap (cluster mode) is a gap item with reason backend, and a gap event', async () => {
+    const fake = await fakeServer();
+    const db = await client(fake.port);
+    const s = db.subscribe('feed');
+    await s.ready;
+    const gaps: unknown[] = [];
+    s.on('gap', (g) => gaps.push(g));
+    fake.push(message('feed', 1, 1));
+    fake.push({ event: 'gap', reason: 'backend' });
+    fake.push(message('feed', 2, 2));
+    const items = await take(s, 3);
+    expect(items).toMatchObject([
+      { message: 1 },
+      { type: 'gap', dropped: 0, reason: 'backend' },
+      { message: 2 },
+    ]);
+    expect(gaps).toEqual([{ type: 'gap', dropped: 0, reason: 'backend' }]);
+  });
+
   it('revoking some patterns keeps the rest; revoking the last throws SUBSCRIPTION_REVOKED', async () => {
     const fake = await fakeServer();
     const db = await client(fake.port);

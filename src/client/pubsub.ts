@@ -268,6 +268,8 @@ export class PubSubHub implements SubscriptionHub {
       case 'gap':
         if (typeof push.dropped === 'number') {
           for (const entry of [...this.#entries.values()]) entry.sink.gap(push.dropped);
+        } else if (push.reason === 'backend') {
+          for (const entry of [...this.#entries.values()]) entry.sink.gap(0, 'backend');
         }
         break;
       case 'revoked':

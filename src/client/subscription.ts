@@ -39,6 +39,11 @@ export type SubscriptionChange<T = unknown> = FromPush<'change'> & {
 export interface SubscriptionGap {
   readonly type: 'gap';
   readonly dropped: number;
+  /**
+   * `'backend'`: the server node lost its connection to the shared backend (cluster mode), so
+   * items from other nodes may be missing too, how many unknown (they are not in `dropped`).
+   */
+  readonly reason?: 'backend';
 }
 
 /** Patterns the server ended on its own (a permissions change), and why. */
@@ -80,7 +85,7 @@ export interface SubscriptionEvents<I> {
 /** How the client drives a subscription; not part of the public surface. */
 export interface SubscriptionSink<I> {
   deliver(item: I): void;
-  gap(dropped: number): void;
+  gap(dropped: number, reason?: 'backend'): void;
   /** The server confirmed every pattern (on the current connection). */
   confirm(): void;
   resubscribed(): void;
@@ -144,6 +149,8 @@ export class Subscription<I extends SubscriptionMessage | SubscriptionChange>
   #waiter: Waiter<I> | null = null;
   /** Items dropped since the last one queued, reported by the next gap item. */
   #pendingDropped = 0;
+  /** The server reported a backend gap since the last item queued (the next gap item says so). */
+  #pendingBackend = false;
   #droppedTotal = 0;
   #iterating = false;
   #ended = false;
@@ -216,6 +223,7 @@ export class Subscription<I extends SubscriptionMessage | SubscriptionChange>
     if (this.#ended) return Promise.resolve();
     this.#queue.drain();
     this.#pendingDropped = 0;
+    this.#pendingBackend = false;
     const detached = this.#hub.detach(this as unknown as AnySubscription);
     this.#finish(undefined);
     return detached;
@@ -229,7 +237,9 @@ export class Subscription<I extends SubscriptionMessage | SubscriptionChange>
     this.#iterating = true;
     const item = this.#queue.shift();
     if (item !== undefined) return Promise.resolve({ done: false, value: item });
-    if (this.#pendingDropped > 0) return Promise.resolve({ done: false, value: this.#takeGap() });
+    if (this.#pendingDropped > 0 || this.#pendingBackend) {
+      return Promise.resolve({ done: false, value: this.#takeGap() });
+    }
     if (this.#ended) {
       const error = this.#error;
       if (error === undefined) return Promise.resolve(DONE);
@@ -257,10 +267,14 @@ export class Subscription<I extends SubscriptionMessage | SubscriptionChange>
         this.#emitSafely(item.type as 'message', item);
         if (this.#buffering()) this.#enqueue(item);
       },
-      gap: (dropped) => {
-        this.#emitSafely('gap', { type: 'gap', dropped });
+      gap: (dropped, reason) => {
+        this.#emitSafely(
+          'gap',
+          reason === undefined ? { type: 'gap', dropped } : { type: 'gap', dropped, reason },
+        );
         if (!this.#buffering()) return;
         this.#pendingDropped += dropped;
+        if (reason !== undefined) this.#pendingBackend = true;
         if (this.#waiter !== null) this.#wake({ done: false, value: this.#takeGap() });
       },
       confirm: () => {
@@ -297,13 +311,16 @@ export class Subscription<I extends SubscriptionMessage | SubscriptionChange>
       return;
     }
     // The gap item may take the buffer one past its mark; it is what says items are missing.
-    if (this.#pendingDropped > 0) this.#queue.push(this.#takeGap());
+    if (this.#pendingDropped > 0 || this.#pendingBackend) this.#queue.push(this.#takeGap());
     this.#queue.push(item);
   }
 
   #takeGap(): SubscriptionGap {
     const dropped = this.#pendingDropped;
+    const backend = this.#pendingBackend;
     this.#pendingDropped = 0;
+    this.#pendingBackend = false;
+    if (backend) return { type: 'gap', dropped, reason: 'backend' };
     return { type: 'gap', dropped };
   }
 

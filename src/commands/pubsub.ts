@@ -86,7 +86,11 @@ function revocationReason(change: PermissionsChange): string {
 export const pubsubHandlers: { [A in PubsubName]: Handler<RequestOf<A>> } = {
   SUBSCRIBE(req, ctx) {
     const at = remoteOf(ctx);
-    return at instanceof Fail ? at : result(at.broker.subscribe(at.remote, req.channels));
+    if (at instanceof Fail) return at;
+    const held = result(at.broker.subscribe(at.remote, req.channels));
+    // Across nodes (cluster mode), answered once other nodes' publishes reach the new patterns.
+    const pending = at.broker.relaying();
+    return pending === undefined ? held : pending.then(() => held);
   },
 
   UNSUBSCRIBE(req, ctx) {

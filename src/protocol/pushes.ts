@@ -51,9 +51,20 @@ export const PUSHES = {
   ),
   gap: push(
     'gap',
-    'pushes were dropped for this connection: as soon as its output has drained, or before its next push',
+    "pushes were dropped for this connection (`dropped`): as soon as its output has drained, or before its next push; or, in cluster mode, other nodes' messages and changes may be missing (`reason`)",
     {
-      dropped: Type.Integer({ minimum: 1, description: 'How many pushes were dropped.' }),
+      dropped: Type.Optional(
+        Type.Integer({
+          minimum: 1,
+          description: 'How many pushes were dropped because the connection read too slowly.',
+        }),
+      ),
+      reason: Type.Optional(
+        Type.Literal('backend', {
+          description:
+            "Instead of dropped: this node lost its connection to the shared backend (cluster mode), so other nodes' messages and changes from now until it is back may be missing; seq skips nothing for them.",
+        }),
+      ),
     },
   ),
   revoked: push(
@@ -98,6 +109,7 @@ export const NDJSON_PUSHES = {
   /** Closes a push after its seq. */
   end: '}\n',
   gap: (dropped: number) => `{"event":"gap","dropped":${dropped}}\n`,
+  backendGap: '{"event":"gap","reason":"backend"}\n',
   revoked: (channels: readonly string[], keys: readonly string[], reason: string) =>
     line({ event: 'revoked', channels, keys, reason }),
   deauthenticated: (message: string) => line({ event: 'deauthenticated', message }),

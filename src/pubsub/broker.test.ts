@@ -4,7 +4,9 @@ import { NDJSON_PUSHES } from '../protocol/pushes.js';
 import { MemoryStore } from '../store/memory.js';
 import { Broker, SERVER_FROM } from './broker.js';
 import { type BrokerLimits, PubSubRefusal } from './limits.js';
+import type { Pattern } from './pattern.js';
 import type { PushSink } from './remote.js';
+import type { Relay, RelaySink } from './types.js';
 
 /**
  * A connection whose pending output the test controls: with `reading` false, every write stays
@@ -524,5 +526,117 @@ describe('Broker: observing the store', () => {
         'keys[0]: ">" must be the last segment (it matches every remaining segment), but "users^>^x" has it at segment 2',
       ),
     );
+  });
+});
+
+/** A relay that records what the broker tells it (the Redis one is tested on a real cluster). */
+class FakeRelay implements Relay {
+  connected = true;
+  sink: RelaySink | undefined;
+  readonly held = new Map<string, number>();
+  readonly sent: [string, string, string][] = [];
+  attach(sink: RelaySink): void {
+    this.sink = sink;
+  }
+  publish(channel: string, json: string, fromJson: string): void {
+    this.sent.push([channel, json, fromJson]);
+  }
+  watch(pattern: Pattern): Promise<void> | undefined {
+    this.held.set(pattern.text, (this.held.get(pattern.text) ?? 0) + 1);
+    return undefined;
+  }
+  unwatch(pattern: Pattern): void {
+    const n = this.held.get(pattern.text)! - 1;
+    if (n === 0) this.held.delete(pattern.text);
+    else this.held.set(pattern.text, n);
+  }
+  async close(): Promise<void> {}
+}
+
+describe('Broker: across nodes (a relay)', () => {
+  function relayed() {
+    const relay = new FakeRelay();
+    const broker = new Broker({ pushes: NDJSON_PUSHES, relay });
+    const conn = () => {
+      const c = new FakeConn();
+      return { c, r: broker.remote(c) };
+    };
+    return { relay, broker, conn };
+  }
+
+  it('tells the relay every subscription that other nodes can reach, and each end of one', () => {
+    const { relay, broker, conn } = relayed();
+    const a = conn();
+    const b = conn();
+    broker.subscribe(a.r, ['news^*', '$sys^>', '>']);
+    broker.subscribe(b.r, ['news^*']);
+    // `$sys^>` only matches this node's own system channels: never relayed. `>` may match others.
+    expect(Object.fromEntries(relay.held)).toEqual({ 'news^*': 2, '>': 1 });
+    broker.unsubscribe(a.r, ['news^*']);
+    expect(Object.fromEntries(relay.held)).toEqual({ 'news^*': 1, '>': 1 });
+    broker.connectionClosed(a.c);
+    broker.connectionClosed(b.c);
+    expect(relay.held.size).toBe(0);
+    broker.observe(conn().r, ['users^>']);
+    expect(relay.held.size).toBe(0);
+  });
+
+  it('relays accepted client publishes (never system ones) and refuses while the backend is away', () => {
+    const { relay, broker, conn } = relayed();
+    const pub = conn();
+    expect(broker.publish('news^eu', '{"a":1}', pub.r)).toBe(0);
+    expect(broker.publish('$sys^x', '1', pub.r)).toBeInstanceOf(PubSubRefusal);
+    broker.publishSystem('$sys^server^x', '1');
+    expect(relay.sent).toEqual([['news^eu', '{"a":1}', String(pub.c.id)]]);
+    relay.connected = false;
+    const refused = broker.publish('news^eu', '2', pub.r) as PubSubRefusal;
+    expect(refused.code).toBe('UNAVAILABLE');
+    expect(refused.message).toMatch(/cannot reach the Redis backend/);
+    expect(relay.sent).toHaveLength(1);
+  });
+
+  it('delivers other nodes’ publishes with their from, and drops what this node would refuse', () => {
+    const { relay, broker, conn } = relayed();
+    const a = conn();
+    broker.subscribe(a.r, ['>', '$sys^>']);
+    const sink = relay.sink!;
+    sink.deliverRelayed('news^eu', '{"a":1}', '"alice"');
+    sink.deliverRelayed('$sys^shutdown', '1', '"$server"');
+    sink.deliverRelayed('news^^eu', '1', '7');
+    sink.deliverRelayed('news^eu', '{"a":\n1}', '7');
+    sink.deliverRelayed('news^eu', '', '7');
+    sink.deliverRelayed('news^eu', '1', 'not json');
+    sink.deliverRelayed('news^eu', '1', '{"an":"object"}');
+    sink.deliverRelayed('news^eu', '2', '7');
+    expect(a.c.take().map((p) => [p.channel, p.message, p.from])).toEqual([
+      ['news^eu', { a: 1 }, 'alice'],
+      ['news^eu', 2, 7],
+    ]);
+    expect(broker.stats()).toMatchObject({ publishes: 0, relayed: 2 });
+  });
+
+  it('sends a backend gap to every subscriber that could have missed something, once each', () => {
+    const { broker, conn } = relayed();
+    const channels = conn();
+    const keys = conn();
+    const both = conn();
+    const system = conn();
+    const idle = conn();
+    broker.subscribe(channels.r, ['news^*']);
+    broker.observe(keys.r, ['users^>']);
+    broker.subscribe(both.r, ['a^b']);
+    broker.observe(both.r, ['c^d']);
+    broker.subscribe(system.r, ['$sys^>']);
+    broker.subscribe(idle.r, ['x']);
+    broker.unsubscribe(idle.r);
+    broker.backendLost();
+    const gap = { event: 'gap', reason: 'backend' };
+    expect([channels, keys, both, system, idle].map(({ c }) => c.take())).toEqual([
+      [gap],
+      [gap],
+      [gap],
+      [],
+      [],
+    ]);
   });
 });

@@ -39,11 +39,13 @@ import {
   isReserved,
   isSystemChannel,
   KEY_PATTERN_RULES,
+  ONE,
   type PathRules,
   type Pattern,
   PatternError,
   parseChannel,
   parsePattern,
+  REST,
   SYSTEM_SEGMENT,
 } from './pattern.js';
 import { type OutputCounters, type PushSink, RemoteSubscriber } from './remote.js';
@@ -57,7 +59,7 @@ import {
   Subscription,
 } from './subscriber.js';
 import { SubscriptionIndex } from './trie.js';
-import type { BrokerCore } from './types.js';
+import type { BrokerCore, Relay, RelaySink } from './types.js';
 
 export interface BrokerOptions {
   /** How pushes are written: protocol/pushes.ts's NDJSON_PUSHES for the JSON protocol. */
@@ -67,6 +69,8 @@ export interface BrokerOptions {
   logger?: Logger;
   /** Clock for rate limits, in milliseconds. */
   now?: () => number;
+  /** Carries publishes to and from the deployment's other nodes (cluster mode); none alone. */
+  relay?: Relay;
 }
 
 export interface BrokerStats {
@@ -78,6 +82,8 @@ export interface BrokerStats {
   observations: number;
   /** Publishes accepted (system ones included). */
   publishes: number;
+  /** Publishes from other nodes delivered here (cluster mode). */
+  relayed: number;
   /** Message pushes written (one per matching subscription). */
   messagesDelivered: number;
   /** Change pushes written (one per observer per change). */
@@ -109,6 +115,8 @@ interface Family {
   readonly rules: PathRules;
   readonly code: RefusalCode;
   readonly guard: 'subscribe' | 'observe';
+  /** Its subscriptions are told to the relay (channels: other nodes' publishes must reach them). */
+  readonly relayed: boolean;
   readonly mapOf: (s: Subscriber) => Map<string, Subscription>;
 }
 
@@ -141,10 +149,20 @@ export interface PubSubBroker extends BrokerCore {
   publish(channel: string, json: JsonText, publisher: Publisher): number | PubSubRefusal;
   /** The store's change listener: feeds OBSERVE. */
   readonly onStoreChange: ChangeListener;
+  /** The connection to a backend shared with other nodes dropped: subscribers hear of a gap. */
+  backendLost(): void;
+  /** Whether subscriptions just made still wait for the backend (see Broker.relaying). */
+  relaying(): Promise<void> | undefined;
   stats(): BrokerStats;
 }
 
-export class Broker implements PubSubBroker {
+/** Whether a channel pattern can match channels other nodes publish on (not only `$` ones). */
+function reachesOtherNodes(pattern: Pattern): boolean {
+  const first = pattern.segments[0]!;
+  return !(first.startsWith('$') && first !== ONE && first !== REST);
+}
+
+export class Broker implements PubSubBroker, RelaySink {
   readonly limits: BrokerLimits;
   readonly log: Logger;
   /** The in-process API (`server.pubsub`). */
@@ -167,6 +185,12 @@ export class Broker implements PubSubBroker {
   #scratch: Subscription[] = [];
   #depth = 0;
   readonly #faults: LogLimiter;
+  readonly #relay: Relay | undefined;
+  /** Subscribers holding anything: the ones a backend loss may concern. */
+  readonly #active = new Set<Subscriber>();
+  #relayed = 0;
+  /** Relay subscriptions the backend has not confirmed yet. */
+  readonly #watching = new Set<Promise<void>>();
 
   constructor(options: BrokerOptions) {
     this.#pushes = options.pushes;
@@ -180,6 +204,7 @@ export class Broker implements PubSubBroker {
       rules: channelRules(this.limits.maxChannelLength),
       code: 'BAD_CHANNEL',
       guard: 'subscribe',
+      relayed: options.relay !== undefined,
       mapOf: channelsOf,
     };
     this.#keys = {
@@ -187,9 +212,12 @@ export class Broker implements PubSubBroker {
       rules: KEY_PATTERN_RULES,
       code: 'BAD_KEY',
       guard: 'observe',
+      relayed: false,
       mapOf: keysOf,
     };
     this.pubsub = new PubSub(this);
+    this.#relay = options.relay;
+    this.#relay?.attach(this);
   }
 
   // ---- connections ------------------------------------------------------------------------------
@@ -316,6 +344,13 @@ export class Broker implements PubSubBroker {
       const sub = new Subscription(subscriber, pattern, this.#pushes.quoted(pattern.text));
       map.set(pattern.text, sub);
       family.index.add(pattern, sub);
+      if (family.relayed && reachesOtherNodes(pattern)) {
+        const pending = this.#relay!.watch(pattern);
+        if (pending !== undefined && !this.#watching.has(pending)) {
+          this.#watching.add(pending);
+          pending.then(() => this.#watching.delete(pending));
+        }
+      }
     }
     if (before === 0 && fresh > 0) this.#activeChanged(subscriber, true);
     return map.size;
@@ -357,10 +392,13 @@ export class Broker implements PubSubBroker {
   #drop(family: Family, sub: Subscription): void {
     sub.active = false;
     family.index.remove(sub.pattern, sub);
+    if (family.relayed && reachesOtherNodes(sub.pattern)) this.#relay!.unwatch(sub.pattern);
   }
 
   #activeChanged(subscriber: Subscriber, active: boolean): void {
     this.#subscribers += active ? 1 : -1;
+    if (active) this.#active.add(subscriber);
+    else this.#active.delete(subscriber);
     subscriber.activeChanged(active);
   }
 
@@ -392,7 +430,19 @@ export class Broker implements PubSubBroker {
     if (denied !== undefined) return this.#refuse(publisher, 'NOPERM', denied);
     const tooLarge = this.#messageTooLarge(json);
     if (tooLarge !== undefined) return this.#refuse(publisher, 'MESSAGE_TOO_LARGE', tooLarge);
-    return this.#deliver(canonical, json, publisher);
+    const relay = this.#relay;
+    if (relay !== undefined) {
+      if (!relay.connected) {
+        return this.#refuse(
+          publisher,
+          'UNAVAILABLE',
+          "not published: this node cannot reach the Redis backend, so other nodes' subscribers would miss it (retry)",
+        );
+      }
+      relay.publish(canonical, json, publisher.fromJson);
+    }
+    this.#publishes++;
+    return this.#deliver(canonical, json, publisher.from, publisher.fromJson);
   }
 
   /**
@@ -406,7 +456,55 @@ export class Broker implements PubSubBroker {
     if (!isSystemChannel(canonical)) {
       throw new RangeError(`publishSystem: ${JSON.stringify(canonical)} is not under ${SYSTEM_SEGMENT}`);
     }
-    return this.#deliver(canonical, json, this.#server);
+    this.#publishes++;
+    return this.#deliver(canonical, json, this.#server.from, this.#server.fromJson);
+  }
+
+  /**
+   * Another node's publish (the relay's): delivered to this node's subscribers, after the checks
+   * this node would have made (a canonical channel, not a `$` one, one line of JSON) since anything
+   * that can write to the backend could have sent it.
+   */
+  deliverRelayed(channel: string, json: JsonText, fromJson: string): void {
+    if (parseChannel(channel, this.#channels.rules) !== channel || isReserved(channel)) return;
+    if (json.length === 0 || json.includes('\n')) return;
+    let from: unknown;
+    try {
+      from = JSON.parse(fromJson);
+    } catch {
+      return;
+    }
+    if (typeof from !== 'string' && !Number.isSafeInteger(from)) return;
+    this.#relayed++;
+    this.#deliver(channel, json, from as string | number, fromJson);
+  }
+
+  /**
+   * Resolves once the subscriptions made so far receive other nodes' publishes (SUBSCRIBE answers
+   * then); undefined when nothing is pending (always, without a relay).
+   */
+  relaying(): Promise<void> | undefined {
+    if (this.#watching.size === 0) return undefined;
+    return Promise.all(this.#watching).then(() => {});
+  }
+
+  /**
+   * The node's connection to the shared backend dropped: other nodes' publishes and changes may be
+   * missing from now until it is back. Every subscriber that could have heard one gets a `gap`.
+   */
+  backendLost(): void {
+    for (const subscriber of [...this.#active]) {
+      let concerned = subscriber.keys.size > 0;
+      if (!concerned) {
+        for (const sub of subscriber.channels.values()) {
+          if (reachesOtherNodes(sub.pattern)) {
+            concerned = true;
+            break;
+          }
+        }
+      }
+      if (concerned) subscriber.lost();
+    }
   }
 
   /** In-process publish (local.ts): server identity, no rate limit, same channel rules. */
@@ -424,12 +522,11 @@ export class Broker implements PubSubBroker {
     return `message: larger than ${max} bytes as JSON (got ${got}); publish a reference to the data instead, or raise --max-message-bytes`;
   }
 
-  #deliver(channel: string, json: JsonText, publisher: Publisher): number {
-    this.#publishes++;
+  #deliver(channel: string, json: JsonText, from: string | number, fromJson: string): number {
     const matched = this.#depth === 0 ? this.#scratch : [];
     this.#channels.index.match(channel, matched);
     if (matched.length === 0) return 0;
-    const message = new Message(channel, json, publisher.from, publisher.fromJson, this.#pushes);
+    const message = new Message(channel, json, from, fromJson, this.#pushes);
     let delivered = 0;
     this.#depth++;
     try {
@@ -499,6 +596,7 @@ export class Broker implements PubSubBroker {
       subscriptions: this.#channels.index.size,
       observations: this.#keys.index.size,
       publishes: this.#publishes,
+      relayed: this.#relayed,
       messagesDelivered: this.#messagesDelivered,
       changesDelivered: this.#changesDelivered,
       dropped: this.#output.dropped,

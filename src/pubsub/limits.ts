@@ -106,6 +106,7 @@ export const REFUSAL_CODES = [
   'RATE_LIMITED',
   'MESSAGE_TOO_LARGE',
   'TOO_MANY_SUBSCRIPTIONS',
+  'UNAVAILABLE',
 ] as const;
 export type RefusalCode = (typeof REFUSAL_CODES)[number];
 

@@ -116,6 +116,11 @@ export class RemoteSubscriber extends Subscriber implements Publisher {
     this.conn.idleExempt = active;
   }
 
+  override lost(): void {
+    if (this.conn.closed) return;
+    this.conn.write(this.pushes.backendGap);
+  }
+
   override revoked(channels: readonly string[], keys: readonly string[], reason: string): void {
     if (this.conn.closed) return;
     this.conn.log.info({ channels, keys, reason }, 'subscriptions revoked');

@@ -50,6 +50,9 @@ export abstract class Subscriber {
   /** The subscriber went from no subscriptions to some (true), or back to none (false). */
   activeChanged(_active: boolean): void {}
 
+  /** Other nodes' publishes or changes may be missing from now on (`Broker.backendLost`). */
+  lost(): void {}
+
   /** Subscriptions it held were ended because its permissions changed (`Broker.recheck`). */
   revoked(_channels: readonly string[], _keys: readonly string[], _reason: string): void {}
 }
@@ -68,6 +71,8 @@ export interface PushEncoder {
   /** Closes a push after its seq. */
   readonly end: string;
   gap(dropped: number): string;
+  /** The gap line for messages and changes of other nodes missed while the backend was away. */
+  readonly backendGap: string;
   revoked(channels: readonly string[], keys: readonly string[], reason: string): string;
 }
 

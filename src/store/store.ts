@@ -74,6 +74,11 @@ export interface Store {
   persist(key: string): MaybePromise<boolean>;
   /** At most one listener (the composition root fans out). Costs nothing while unset. */
   onChange(listener: ChangeListener | null): void;
+  /**
+   * An engine shared by several nodes hears other nodes' changes over a connection that can drop:
+   * it calls `listener` each time changes may have been missed from then on. Absent in one process.
+   */
+  onEventsLost?(listener: () => void): void;
   /** Counts for INFO. A remote engine asks its backend (so it may answer with a promise). */
   stats(): MaybePromise<StoreStats>;
   /** Stops timers and releases resources. */

@@ -28,6 +28,7 @@ import {
   StoreError,
   type StoreStats,
 } from '../store.js';
+import { RedisFeed } from './feed.js';
 import { decodeUnits, encodeUnits, KeyLayout, topOf } from './keys.js';
 import {
   CAS,
@@ -90,8 +91,8 @@ const OPS = new Set(['set', 'del', 'expire', 'drop', 'incr', 'cas']);
 
 export class RedisStore implements Store {
   private readonly client: Redis | Cluster;
-  /** A second connection, subscribed to the deployment's change events. */
-  private readonly subscriber: Redis | Cluster;
+  /** The node's subscribed connection: change events (and the pub/sub relay's channels). */
+  private readonly feed: RedisFeed;
   private readonly layout: KeyLayout;
   /** This node's id in change events: a node hears its own changes at once, others' through Redis. */
   private readonly node = randomUUID();
@@ -102,25 +103,26 @@ export class RedisStore implements Store {
   constructor(options: RedisStoreOptions) {
     this.client = options.client;
     this.layout = new KeyLayout(options.prefix);
-    // The same kind of client to the same servers (a subscribed connection takes no other commands).
-    this.subscriber = (options.client as Redis).duplicate();
-    // Its errors are the client's: whoever listens to the client (a logger) hears both connections.
-    this.subscriber.on('error', (err: Error) => options.client.emit('error', err));
-    this.subscriber.on('messageBuffer', (channel: Buffer, message: Buffer) => {
-      if (channel.equals(this.layout.events)) this.heard(message);
+    this.feed = new RedisFeed(options.client);
+    const events = this.layout.events;
+    this.feed.subscribe(events, false);
+    this.feed.onMessage((channel, message) => {
+      if (channel.equals(events)) this.heard(message);
     });
-    // Subscribed once connected (a client without an offline queue refuses commands before that);
-    // the client subscribes again by itself after a reconnection.
-    const subscriber = this.subscriber;
-    const connected =
-      subscriber.status === 'ready'
-        ? Promise.resolve()
-        : new Promise<void>((resolve) => subscriber.once('ready', () => resolve()));
-    this.subscribed = connected.then(async () => {
-      await subscriber.subscribe(this.layout.events as unknown as string);
-    });
-    // Awaited by whoever needs it; never an unhandled rejection (e.g. closed before subscribing).
-    this.subscribed.catch(() => {});
+    this.subscribed = this.feed.ready;
+  }
+
+  /**
+   * What the pub/sub relay shares with the engine (pubsub/redis-relay.ts): the client, the key
+   * layout (its prefix, and the slot a channel's messages go through) and the subscribed feed.
+   */
+  get backend(): { readonly client: Redis | Cluster; readonly layout: KeyLayout; readonly feed: RedisFeed } {
+    return { client: this.client, layout: this.layout, feed: this.feed };
+  }
+
+  /** Told when other nodes' changes may have been missed (the subscribed connection was lost). */
+  onEventsLost(listener: () => void): void {
+    this.feed.onLost(listener);
   }
 
   /** A change event from a script (see scripts.ts): emitted unless this node made the change. */
@@ -484,15 +486,14 @@ export class RedisStore implements Store {
 
   /** Quits both connections (or drops them, when they are not connected: QUIT would not be sent). */
   async close(): Promise<void> {
-    await Promise.all(
-      [this.client, this.subscriber].map(async (connection) => {
-        try {
-          await connection.quit();
-        } catch {
-          connection.disconnect();
-        }
-      }),
-    );
+    const quit = async (): Promise<void> => {
+      try {
+        await this.client.quit();
+      } catch {
+        this.client.disconnect();
+      }
+    };
+    await Promise.all([quit(), this.feed.close()]);
   }
 }
 
