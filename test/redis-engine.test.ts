@@ -243,6 +243,29 @@ describe('Redis Cluster engine, on a real cluster', () => {
     expect(heard.a).toEqual(expected); // once each: its own changes are not heard again from Redis
   });
 
+  it('a key whose TTL runs out is heard by every node with nothing reading it (Redis expiry events)', async (ctx) => {
+    const [a, b] = nodes(ctx);
+    await Promise.all([a.subscribed, b.subscribed]);
+    const heard = { a: [] as unknown[], b: [] as unknown[] };
+    a.onChange((op, key) => heard.a.push([op, key]));
+    b.onChange((op, key) => heard.b.push([op, key]));
+    await a.set('quiet^k', '1', { ttl: 40 });
+    await a.set('quiet^n^k', '1', { ttl: 40 });
+    await a.set('quiet^stays', '1');
+    // Only the listeners are polled: no read of the store could purge the keys.
+    const expired = (list: unknown[]) => list.filter((e) => (e as string[])[0] === 'expire').length === 2;
+    await waitFor(() => expired(heard.a) && expired(heard.b), {
+      message: 'both nodes to hear both expiries',
+      timeoutMs: 10_000,
+    });
+    expect(heard.b.filter((e) => (e as string[])[0] === 'expire').sort()).toEqual([
+      ['expire', 'quiet^k'],
+      ['expire', 'quiet^n^k'],
+    ]);
+    expect(await b.count('quiet')).toBe(1);
+    expect(await b.namespaces('quiet', undefined, 10)).toEqual({ names: [], next: null });
+  });
+
   it('MSET writes every entry of one top-level namespace or none; across namespaces it refuses', async (ctx) => {
     const [a, b] = nodes(ctx);
     await a.set('m^x', '0', { ttl: 60_000 });

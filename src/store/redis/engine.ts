@@ -2,11 +2,14 @@
  * The Redis Cluster engine (issue 16; `--store redis-cluster://...` or `redis://...`, created by
  * factory.ts): keys, values, TTLs and listings over a Redis Cluster (or a single Redis) through
  * ioredis, with the layout of keys.ts and the scripts of scripts.ts. It passes the Store contract
- * suite (test/redis-contract.test.ts: real clock, MSET within one top-level namespace). Not yet
- * here: expiry events from Redis's keyspace notifications (today an expired key is purged, and
- * heard, when a read misses it or a script of its namespace runs; COUNT of the root and stats()
- * purge every namespace first, one script each). A backend that is down or too slow answers
- * UNAVAILABLE when the client has no offline queue and a command timeout (factory.ts makes it so). *
+ * suite (test/redis-contract.test.ts: real clock, MSET within one top-level namespace). Expiry is
+ * Redis's own: expiries.ts hears each expired key from the node that held it and runs its
+ * namespace's purge, which takes it out of the indexes and tells every node; a read that misses a
+ * key, a listing and a count purge first too (the backstop when an event is missed). COUNT of the
+ * root and stats() still purge every top-level namespace first, one script each. A backend that is
+ * down or too slow answers UNAVAILABLE when the client has no offline queue and a command timeout
+ * (factory.ts makes it so).
+ *
  * The root namespace spans every slot, so its listings and key total live in keys of their own
  * (keys.ts: rootKeys, rootChildren, rootCount) and are updated after the script of a top-level
  * namespace T reports what changed there. A removal re-checks T afterwards and restores the entry
@@ -28,6 +31,7 @@ import {
   StoreError,
   type StoreStats,
 } from '../store.js';
+import { ExpiryWatch } from './expiries.js';
 import { RedisFeed } from './feed.js';
 import { decodeUnits, encodeUnits, KeyLayout, topOf } from './keys.js';
 import {
@@ -93,6 +97,12 @@ export class RedisStore implements Store {
   private readonly client: Redis | Cluster;
   /** The node's subscribed connection: change events (and the pub/sub relay's channels). */
   private readonly feed: RedisFeed;
+  /** Redis's expiries as they happen, from every node. */
+  private readonly expiries: ExpiryWatch;
+  /** The prefix's length as bytes (Redis keys start with it). */
+  private readonly prefixBytes: number;
+  /** Top-level namespaces whose purge runs now: true when another is wanted after it. */
+  private readonly purging = new Map<string, boolean>();
   private readonly layout: KeyLayout;
   /** This node's id in change events: a node hears its own changes at once, others' through Redis. */
   private readonly node = randomUUID();
@@ -110,6 +120,40 @@ export class RedisStore implements Store {
       if (channel.equals(events)) this.heard(message);
     });
     this.subscribed = this.feed.ready;
+    this.prefixBytes = encodeUnits(this.layout.prefix).length;
+    this.expiries = new ExpiryWatch(options.client, encodeUnits(`${this.layout.prefix}{`), (key) =>
+      this.expiredKey(key),
+    );
+  }
+
+  /**
+   * Redis expired `<prefix>{T}:v:<key>` (or another key of T's: ignored): T's purge takes it out
+   * of the indexes and tells every node. Purges of one T run one at a time; events that arrive
+   * meanwhile ask for one more after it (a purge takes every due key, up to its batch).
+   */
+  private expiredKey(redisKey: Buffer): void {
+    const close = redisKey.indexOf(0x7d, this.prefixBytes);
+    if (close === -1 || redisKey.toString('latin1', close + 1, close + 4) !== ':v:') return;
+    const top = topOf(decodeUnits(redisKey.subarray(close + 4)));
+    if (this.purging.has(top)) {
+      this.purging.set(top, true);
+      return;
+    }
+    this.purging.set(top, false);
+    const next = (): void => {
+      // A failure leaves the keys to the next read, listing or count of T (they purge first).
+      this.purge(top)
+        .catch(() => {})
+        .finally(() => {
+          if (this.purging.get(top) === true) {
+            this.purging.set(top, false);
+            next();
+          } else {
+            this.purging.delete(top);
+          }
+        });
+    };
+    next();
   }
 
   /**
@@ -205,10 +249,9 @@ export class RedisStore implements Store {
   }
 
   /**
-   * Runs the purge of the top-level namespace `path` belongs to. A read that finds no key calls
-   * it (the key may have just expired: its expiry is then heard once, when the read finds it, as
-   * in the in-memory engine): one more round trip per miss, until expiries come from Redis's
-   * keyspace notifications.
+   * Runs the purge of the top-level namespace `path` belongs to. Redis's expiry events run it
+   * (expiredKey); a read that finds no key runs it too, as the backstop for a missed event (the
+   * key may have just expired: its expiry is then heard once, by whichever purge finds it).
    */
   private async purge(path: string): Promise<void> {
     const reply = await this.run(PURGE, [this.layout.counters(path)], [this.layout.headOf(path)]);
@@ -493,7 +536,7 @@ export class RedisStore implements Store {
         this.client.disconnect();
       }
     };
-    await Promise.all([quit(), this.feed.close()]);
+    await Promise.all([quit(), this.feed.close(), this.expiries.close()]);
   }
 }
 
