@@ -1,7 +1,7 @@
 /**
  * Two caretkv servers over one Redis Cluster (`store: redis-cluster://...`), over real sockets: a
  * write through one is read through the other, and OBSERVE on one sees the other's changes (they
- * reach it through the engine's change events). Cross-node PUBLISH/SUBSCRIBE is not there yet.
+ * reach it through the engine's change events). PUBLISH/SUBSCRIBE across nodes: redis-pubsub.test.ts.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type CaretClient, connect } from '../src/client/index.js';
