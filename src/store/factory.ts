@@ -7,6 +7,9 @@
  *   memory                              in process (with --data-dir: its append-only log)
  *   redis-cluster://host:port,...       a Redis Cluster (or Valkey cluster): any nodes to start from
  *   redis://host:port                   a single Redis server
+ *
+ * Either Redis URL may end in `?wait=N` (each write waits until N replicas have it, Redis `WAIT`)
+ * and `&wait-timeout=ms` (how long it waits, default 1000): see RedisStoreOptions.wait.
  */
 import { createRequire } from 'node:module';
 import type IORedis from 'ioredis';
@@ -54,14 +57,14 @@ const ENGINES: ReadonlyMap<string, Engine> = new Map<string, Engine>([
   [
     'redis-cluster',
     {
-      check: (target) => addressProblem('redis-cluster', target, true),
+      check: (target) => problemOf(redisTarget('redis-cluster', target, true)),
       create: (spec, deps) => redisEngine(spec.target, deps, true),
     },
   ],
   [
     'redis',
     {
-      check: (target) => addressProblem('redis', target, false),
+      check: (target) => problemOf(redisTarget('redis', target, false)),
       create: (spec, deps) => redisEngine(spec.target, deps, false),
     },
   ],
@@ -85,6 +88,55 @@ function addressProblem(engine: string, target: string, several: boolean): strin
   return ok ? undefined : `${engine}:// needs ${shape} (got ${JSON.stringify(target)})`;
 }
 
+/** What a redis:// or redis-cluster:// URL says after `scheme://`. */
+interface RedisTarget {
+  readonly seeds: { host: string; port: number }[];
+  /** `?wait=N` (N > 0), with `&wait-timeout=ms` or its default. */
+  readonly wait?: { readonly replicas: number; readonly timeoutMs: number };
+}
+
+const WAIT_TIMEOUT_DEFAULT_MS = 1000;
+const WAIT_TIMEOUT_MAX_MS = 60_000;
+const WAIT_REPLICAS_MAX = 100;
+
+/** The addresses and parameters of a Redis URL's target, or what is wrong with it. */
+function redisTarget(engine: string, target: string, several: boolean): RedisTarget | string {
+  const q = target.indexOf('?');
+  const hosts = q === -1 ? target : target.slice(0, q);
+  const problem = addressProblem(engine, hosts, several);
+  if (problem !== undefined) return problem;
+  const given = new Map<string, string>();
+  for (const pair of q === -1 ? [] : target.slice(q + 1).split('&')) {
+    const eq = pair.indexOf('=');
+    const name = eq === -1 ? pair : pair.slice(0, eq);
+    if (name !== 'wait' && name !== 'wait-timeout')
+      return `${engine}:// takes the parameters wait and wait-timeout (got ${JSON.stringify(name)})`;
+    if (given.has(name)) return `${engine}://: ${name} is given twice`;
+    given.set(name, eq === -1 ? '' : pair.slice(eq + 1));
+  }
+  const integer = (text: string | undefined, min: number, max: number): number | undefined => {
+    const n = text !== undefined && /^[0-9]{1,9}$/.test(text) ? Number(text) : Number.NaN;
+    return n >= min && n <= max ? n : undefined;
+  };
+  const replicas = integer(given.get('wait') ?? '0', 0, WAIT_REPLICAS_MAX);
+  if (replicas === undefined) {
+    return `${engine}://: wait must be how many replicas acknowledge each write, an integer from 0 to ${WAIT_REPLICAS_MAX} (got ${JSON.stringify(given.get('wait'))})`;
+  }
+  const timeoutText = given.get('wait-timeout');
+  const timeoutMs = integer(timeoutText ?? String(WAIT_TIMEOUT_DEFAULT_MS), 1, WAIT_TIMEOUT_MAX_MS);
+  if (timeoutMs === undefined) {
+    return `${engine}://: wait-timeout must be milliseconds, an integer from 1 to ${WAIT_TIMEOUT_MAX_MS} (got ${JSON.stringify(timeoutText)})`;
+  }
+  if (timeoutText !== undefined && !given.has('wait'))
+    return `${engine}://: wait-timeout needs wait=N (how many replicas each write waits for)`;
+  const seeds = addresses(hosts);
+  return replicas === 0 ? { seeds } : { seeds, wait: { replicas, timeoutMs } };
+}
+
+function problemOf(parsed: RedisTarget | string): string | undefined {
+  return typeof parsed === 'string' ? parsed : undefined;
+}
+
 /**
  * How long a Redis command may take before it answers UNAVAILABLE. Without an offline queue a
  * command fails at once while the client is not connected, instead of waiting for a backend that
@@ -99,13 +151,14 @@ const requireLazily = createRequire(import.meta.url);
 
 function redisEngine(target: string, { logger }: StoreDeps, cluster: boolean): Store {
   const { Cluster, Redis } = requireLazily('ioredis') as typeof IORedis;
-  const seeds = addresses(target);
+  const parsed = redisTarget(cluster ? 'redis-cluster' : 'redis', target, cluster);
+  if (typeof parsed === 'string') throw new Error(`store: ${parsed}`);
+  const { seeds, wait } = parsed;
+  // A write's WAIT may block for wait-timeout by design: the timeout counts from when it is sent.
+  const commandTimeout = REDIS_COMMAND_TIMEOUT_MS + (wait?.timeoutMs ?? 0);
   const client = cluster
-    ? new Cluster(seeds, {
-        enableOfflineQueue: false,
-        redisOptions: { commandTimeout: REDIS_COMMAND_TIMEOUT_MS },
-      })
-    : new Redis({ ...seeds[0]!, enableOfflineQueue: false, commandTimeout: REDIS_COMMAND_TIMEOUT_MS });
+    ? new Cluster(seeds, { enableOfflineQueue: false, redisOptions: { commandTimeout } })
+    : new Redis({ ...seeds[0]!, enableOfflineQueue: false, commandTimeout });
   let lastLogged = 0;
   let failing = false;
   client.on('error', (err: Error) => {
@@ -120,7 +173,7 @@ function redisEngine(target: string, { logger }: StoreDeps, cluster: boolean): S
     if (failing) logger.info({ target }, 'the Redis backend is back');
     failing = false;
   });
-  return new RedisStore({ client });
+  return new RedisStore({ client, ...(wait !== undefined && { wait }) });
 }
 
 function memoryEngine({ logger, persistence }: StoreDeps): Store {

@@ -63,6 +63,13 @@ export interface RedisStoreOptions {
   readonly client: Redis | Cluster;
   /** Prefix of every Redis key this deployment writes (default `ck:`). */
   readonly prefix?: string;
+  /**
+   * Given, each write then waits until `replicas` replicas of its master have it (Redis `WAIT`,
+   * at most `timeoutMs`), and answers UNAVAILABLE if fewer do (see `runAndWait`). Without it a
+   * write is acknowledged once its master has it: replication is asynchronous, and a failover
+   * may lose it. The client's command timeout must leave room for `timeoutMs` (factory.ts does).
+   */
+  readonly wait?: { readonly replicas: number; readonly timeoutMs: number };
 }
 
 type Reply = (Buffer | number)[];
@@ -90,11 +97,26 @@ async function backend<T>(pending: Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * The scripts that make a change a client is told about: with `wait`, these wait for replicas.
+ * PURGE (and the purge PAGE, COUNT and FIGURES start with) only tidies indexes after Redis's own
+ * expiry, and one lost in a failover is done again by the next, so a read never waits.
+ */
+const WAITED: ReadonlySet<Script> = new Set([SET, DEL, INCR, CAS, MSET, EXPIRE, PERSIST, DROP]);
+
+/**
+ * Replies of writes that ran on their master but were not acknowledged by enough replicas. The
+ * caller still passes the reply to settle(), which keeps the root's listings in step with what
+ * the master has, then throws this.
+ */
+const unacknowledged = new WeakMap<Reply, StoreError>();
+
 /** The ops a change event may carry (ChangeOp). */
 const OPS = new Set(['set', 'del', 'expire', 'drop', 'incr', 'cas']);
 
 export class RedisStore implements Store {
   private readonly client: Redis | Cluster;
+  private readonly wait: RedisStoreOptions['wait'];
   /** The node's subscribed connection: change events (and the pub/sub relay's channels). */
   private readonly feed: RedisFeed;
   /** Redis's expiries as they happen, from every node. */
@@ -112,6 +134,7 @@ export class RedisStore implements Store {
 
   constructor(options: RedisStoreOptions) {
     this.client = options.client;
+    this.wait = options.wait;
     this.layout = new KeyLayout(options.prefix);
     this.feed = new RedisFeed(options.client);
     const events = this.layout.events;
@@ -192,6 +215,7 @@ export class RedisStore implements Store {
 
   private async run(script: Script, keys: Buffer[], scriptArgs: (Buffer | string)[]): Promise<Reply> {
     const args = [...scriptArgs, this.layout.events, this.node];
+    if (this.wait !== undefined && WAITED.has(script)) return this.runAndWait(script, keys, args, this.wait);
     try {
       return (await this.client.callBuffer('EVALSHA', [script.sha, keys.length, ...keys, ...args])) as Reply;
     } catch (err) {
@@ -199,6 +223,73 @@ export class RedisStore implements Store {
       return (await backend(
         this.client.callBuffer('EVAL', [script.lua, keys.length, ...keys, ...args]),
       )) as Reply;
+    }
+  }
+
+  /**
+   * A write script, then `WAIT replicas timeoutMs` on the same connection: its slot's master's.
+   * Both go in one pipeline keyed by the script's key, the script inside MULTI/EXEC: ioredis resends
+   * a redirected command of a plain pipeline on its own, and the WAIT left behind would count the
+   * acknowledgements of some earlier write. WAIT stays outside the transaction (inside one it does
+   * not block). A script refused before it ran (MOVED: the client's slot map is stale) is sent
+   * again once the map is refreshed. Too few acknowledgements mark the reply (see `unacknowledged`).
+   */
+  private async runAndWait(
+    script: Script,
+    keys: Buffer[],
+    args: (Buffer | string)[],
+    wait: { readonly replicas: number; readonly timeoutMs: number },
+  ): Promise<Reply> {
+    let command: [string, string] = ['EVALSHA', script.sha];
+    for (let attempt = 1; ; attempt++) {
+      // The pipeline's own exec() queues EXEC while a MULTI is open (buffer replies), then sends.
+      const pipeline = this.client.pipeline() as unknown as {
+        multi(): unknown;
+        callBuffer(name: string, args: (Buffer | string | number)[]): unknown;
+        call(name: string, args: string[]): unknown;
+        exec(): Promise<[Error | null, unknown][]>;
+      };
+      pipeline.multi();
+      pipeline.callBuffer(command[0], [command[1], keys.length, ...keys, ...args]);
+      void pipeline.exec();
+      pipeline.call('WAIT', [String(wait.replicas), String(wait.timeoutMs)]);
+      const [, queued, ran, waited] = await backend(pipeline.exec());
+      if (ran === undefined || waited === undefined) throw new Error('a MULTI pipeline lost replies');
+      if (ran[0] !== null) {
+        // EXECABORT: refused before anything ran, for the reason the script's queuing gave.
+        const why = queued?.[0] ?? ran[0];
+        if (why.message.startsWith('MOVED') && attempt < 3 && 'refreshSlotsCache' in this.client) {
+          const cluster = this.client;
+          await new Promise<void>((resolve) => cluster.refreshSlotsCache(() => resolve()));
+          continue;
+        }
+        if (/^(MOVED|ASK)\b/.test(why.message))
+          throw new StoreError(
+            'UNAVAILABLE',
+            `the Redis backend is unavailable: ${why.message} (nothing was written)`,
+          );
+        throw backendError(why);
+      }
+      const reply = (ran[1] as unknown[])[0];
+      if (reply instanceof Error) {
+        if (reply.message.startsWith('NOSCRIPT') && command[0] === 'EVALSHA') {
+          command = ['EVAL', script.lua];
+          continue;
+        }
+        throw backendError(reply);
+      }
+      const [failed, acks] = waited;
+      if (failed !== null || (acks as number) < wait.replicas) {
+        const heard = failed !== null ? `could not be asked (${failed.message})` : `acknowledged it: ${acks}`;
+        unacknowledged.set(
+          reply as Reply,
+          new StoreError(
+            'UNAVAILABLE',
+            `the write was applied on its Redis master, but not acknowledged by ${wait.replicas} replica(s) within ${wait.timeoutMs} ms (its replicas ${heard}), so a failover may lose it`,
+          ),
+        );
+      }
+      return reply as Reply;
     }
   }
 
@@ -229,6 +320,8 @@ export class RedisStore implements Store {
     if (flags & ROOT_NS_REMOVED) work.push(this.unlistRootNamespace(top));
     await backend(Promise.all(work));
     for (const key of gone) this.emit('expire', key, undefined);
+    const failure = unacknowledged.get(reply);
+    if (failure !== undefined) throw failure;
   }
 
   /** Takes a top-level key out of the root's listing, then puts it back if it exists again meanwhile. */
