@@ -138,6 +138,9 @@ describe('PUBLISH and SUBSCRIBE across two caretkv nodes over one Redis Cluster'
       .filter((p) => p.pattern === 'news^eu')
       .map((p) => p.message);
     expect(order).toEqual([...Array(300).keys()]);
+    // INFO counts other nodes' publishes delivered here.
+    const info = await sub.request({ action: 'INFO' });
+    expect((info.result as { pubsub: { relayed: number } }).pubsub.relayed).toBeGreaterThanOrEqual(305);
   });
 
   it('holds one Redis subscription per distinct pattern, shared and counted', async (ctx) => {

@@ -10,6 +10,7 @@ const NO_PUBSUB = {
   subscriptions: 0,
   observations: 0,
   publishes: 0,
+  relayed: 0,
   messagesDelivered: 0,
   changesDelivered: 0,
   dropped: 0,

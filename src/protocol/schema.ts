@@ -441,6 +441,10 @@ const INFO = action({
           subscriptions: Type.Integer({ minimum: 0 }),
           observations: Type.Integer({ minimum: 0 }),
           publishes: Type.Integer({ minimum: 0 }),
+          relayed: Type.Integer({
+            minimum: 0,
+            description: "Other nodes' publishes delivered here (cluster mode; 0 on one server).",
+          }),
           messagesDelivered: Type.Integer({ minimum: 0 }),
           changesDelivered: Type.Integer({ minimum: 0 }),
           dropped: Type.Integer({
