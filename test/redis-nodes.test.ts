@@ -5,6 +5,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type CaretClient, connect } from '../src/client/index.js';
+import { LineClient } from './auth-helpers.js';
 import { waitFor } from './helpers/net.js';
 import { NO_REDIS, type RedisCluster, redisAvailable, startRedisCluster } from './helpers/redis.js';
 import { startServer, type TestServer } from './helpers/server.js';
@@ -64,5 +65,41 @@ describe('two caretkv nodes over one Redis Cluster', () => {
       { type: 'change', key: 'users', op: 'drop', seq: undefined },
     ]);
     expect(await a.exists('users^1^name')).toBe(false);
+  });
+
+  it('answers a pipelined connection in request order although Redis answers out of order', async (ctx) => {
+    if (cluster === undefined) ctx.skip(NO_REDIS);
+    await node();
+    const server = servers[0]!;
+    const c = await LineClient.connect(server.port, server.host);
+    try {
+      // Namespaces on different masters, INFO (a script per namespace) and listings between
+      // quick GETs: their Redis replies come back in another order than the requests went.
+      const requests: Record<string, unknown>[] = [];
+      for (let i = 0; i < 300; i++) {
+        const ns = `order${i % 7}`;
+        const kinds = [
+          { action: 'SET', key: `${ns}^k${i}`, value: i },
+          { action: 'GET', key: `${ns}^k${i - 7}` },
+          { action: 'INFO' },
+          { action: 'KEYS', namespace: ns, limit: 5 },
+          { action: 'INCR', key: `${ns}^n` },
+          {
+            action: 'MSET',
+            entries: [
+              [`${ns}^a`, 1],
+              [`other^b`, 2],
+            ],
+          },
+        ];
+        requests.push({ ...kinds[i % kinds.length]!, id: i });
+      }
+      const answers = requests.map(() => c.next(30_000));
+      c.socket.write(requests.map((r) => `${JSON.stringify(r)}\n`).join(''));
+      const ids = (await Promise.all(answers)).map((a) => a.id);
+      expect(ids).toEqual(requests.map((r) => r.id));
+    } finally {
+      c.destroy();
+    }
   });
 });
