@@ -156,9 +156,16 @@ function redisEngine(target: string, { logger }: StoreDeps, cluster: boolean): S
   const { seeds, wait } = parsed;
   // A write's WAIT may block for wait-timeout by design: the timeout counts from when it is sent.
   const commandTimeout = REDIS_COMMAND_TIMEOUT_MS + (wait?.timeoutMs ?? 0);
+  // A command whose connection dropped before its reply may have run: it fails (UNAVAILABLE: it
+  // may or may not have taken effect) rather than being sent again, which would apply an INCR,
+  // a CAS or a DROP step twice. ioredis sends it again by default: a server's client after it
+  // reconnects (autoResendUnfulfilledCommands), a cluster client on another connection
+  // (retryDelayOnFailover). Redirections (MOVED, ASK) and TRYAGAIN/CLUSTERDOWN replies are still
+  // followed: those commands did not run.
+  const connection = { commandTimeout, autoResendUnfulfilledCommands: false };
   const client = cluster
-    ? new Cluster(seeds, { enableOfflineQueue: false, redisOptions: { commandTimeout } })
-    : new Redis({ ...seeds[0]!, enableOfflineQueue: false, commandTimeout });
+    ? new Cluster(seeds, { enableOfflineQueue: false, retryDelayOnFailover: 0, redisOptions: connection })
+    : new Redis({ ...seeds[0]!, enableOfflineQueue: false, ...connection });
   let lastLogged = 0;
   let failing = false;
   client.on('error', (err: Error) => {
