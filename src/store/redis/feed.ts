@@ -37,7 +37,8 @@ export class RedisFeed {
   readonly #handlers: FeedHandler[] = [];
   readonly #lost: (() => void)[] = [];
   #connection: Redis | undefined;
-  #node = 0;
+  /** Which candidate to try next: nodes start at a random one, so they spread over Redis's nodes. */
+  #node = Math.floor(Math.random() * 1024);
   #closed = false;
   /** Subscribed once (and after each reconnection): losses before the first one are not losses. */
   #live = false;
