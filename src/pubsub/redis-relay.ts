@@ -53,17 +53,6 @@ interface Held {
   pending: Promise<void> | undefined;
 }
 
-export interface RelayStats {
-  /** Publishes sent to other nodes. */
-  sent: number;
-  /** Publishes from other nodes handed to the broker. */
-  received: number;
-  /** Publishes the backend refused or timed out on (other nodes did not get them). */
-  failed: number;
-  /** Distinct Redis subscriptions (channels and globs) held for this node's subscribers. */
-  redisSubscriptions: number;
-}
-
 export class RedisRelay implements Relay {
   readonly #client: Redis | Cluster;
   readonly #layout: KeyLayout;
@@ -78,9 +67,6 @@ export class RedisRelay implements Relay {
   #seq = 0;
   /** `<node>\n<seq>` of the last message handed on: its repeat (a second matching glob) is not. */
   #last: Buffer | undefined;
-  #sent = 0;
-  #received = 0;
-  #failed = 0;
 
   constructor(backend: RedisBackend, logger?: Logger) {
     this.#client = backend.client;
@@ -103,7 +89,6 @@ export class RedisRelay implements Relay {
   publish(channel: string, json: JsonText, fromJson: string): void {
     const message = Buffer.from(`${this.#node}\n${++this.#seq}\n${fromJson}\n${json}`);
     const args = [this.#layout.headOf(channel), redisChannel(this.#prefix, channel), message];
-    this.#sent++;
     this.#client.callBuffer('EVALSHA', [PUBLISH_SHA, 1, ...args]).catch((err: unknown) => {
       if (err instanceof Error && err.message.startsWith('NOSCRIPT')) {
         this.#client.callBuffer('EVAL', [PUBLISH_LUA, 1, ...args]).catch((e: unknown) => this.#fail(e));
@@ -138,22 +123,12 @@ export class RedisRelay implements Relay {
     this.#feed.unsubscribe(name, glob);
   }
 
-  stats(): RelayStats {
-    return {
-      sent: this.#sent,
-      received: this.#received,
-      failed: this.#failed,
-      redisSubscriptions: this.#held.size,
-    };
-  }
-
   /** The feed and client belong to the store, which closes them. */
   async close(): Promise<void> {
     this.#sink = undefined;
   }
 
   #fail(err: unknown): void {
-    this.#failed++;
     this.#failures?.log(
       'warn',
       { err },
@@ -177,7 +152,6 @@ export class RedisRelay implements Relay {
     const id = message.subarray(0, b);
     if (this.#last?.equals(id)) return;
     this.#last = Buffer.from(id);
-    this.#received++;
     this.#sink?.deliverRelayed(
       decodeUnits(channel.subarray(prefix.length)),
       message.toString('utf8', c + 1),
