@@ -299,6 +299,8 @@ export function createServer(config: Config, options: ServerOptions = {}): Caret
         );
       }
       closing ??= Promise.all(transports.map((t) => t.close())).then(async (summaries) => {
+        // The relay first: no other node's message is delivered while the store closes the feed.
+        await relay?.close();
         await store.close();
         const summary = summaries.reduce((a, b) => ({
           connections: a.connections + b.connections,
