@@ -2,13 +2,24 @@
  * A write whose reply is lost with its connection is answered UNAVAILABLE and never applied a
  * second time. A TCP proxy between a caretkv node and Redis swallows the reply to one write
  * script and drops that connection: ioredis's default would send the write again after it
- * reconnects (an INCR counted twice); the Redis engine's client must not.
+ * reconnects (an INCR counted twice), and a cluster client would retry it on a new connection;
+ * the Redis engine's clients must not.
  */
 import net from 'node:net';
+import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect } from '../src/client/index.js';
+import { redisClusterOptions } from '../src/store/factory.js';
+import { RedisStore } from '../src/store/redis/engine.js';
 import { waitFor } from './helpers/net.js';
-import { NO_REDIS, type RedisServer, redisAvailable, startRedisServer } from './helpers/redis.js';
+import {
+  NO_REDIS,
+  type RedisCluster,
+  type RedisServer,
+  redisAvailable,
+  startRedisCluster,
+  startRedisServer,
+} from './helpers/redis.js';
 import { startServer } from './helpers/server.js';
 
 /** Forwards to Redis; armed, the next connection that sends a script has its reply swallowed and is cut. */
@@ -18,7 +29,7 @@ class CuttingProxy {
   armed = false;
   cuts = 0;
 
-  constructor(target: RedisServer) {
+  constructor(target: { host: string; port: number }) {
     this.server = net.createServer((client) => {
       const upstream = net.connect(target.port, target.host);
       this.sockets.add(client).add(upstream);
@@ -97,4 +108,39 @@ describe('a write whose reply is lost', () => {
       await proxy.close();
     }
   });
+
+  it('over a cluster too: the master’s connection drops mid-INCR, the INCR fails and counts once', async (ctx) => {
+    if (redis === undefined) ctx.skip(NO_REDIS);
+    let cluster: RedisCluster | undefined;
+    let proxy: CuttingProxy | undefined;
+    let store: RedisStore | undefined;
+    try {
+      cluster = await startRedisCluster({ masters: 3 });
+      const master = (await cluster.masterOf(await cluster.slotOf('replay')))!;
+      proxy = new CuttingProxy({ host: '127.0.0.1', port: master });
+      const port = await proxy.listen();
+      // The engine's own client options, with the master of {replay}'s slot reached through the proxy.
+      const client = new Cluster([...cluster.seeds], {
+        ...redisClusterOptions(2000),
+        natMap: { [`127.0.0.1:${master}`]: { host: '127.0.0.1', port } },
+      });
+      client.on('error', () => {});
+      await new Promise((resolve) => client.once('ready', resolve));
+      store = new RedisStore({ client });
+      await waitFor(async () => (await store!.incr('replay^n', 1).catch(() => 0)) === 1, {
+        message: 'the first INCR',
+      });
+      proxy.armed = true;
+      await expect(store.incr('replay^n', 1)).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+      expect(proxy.cuts).toBe(1);
+      await waitFor(async () => (await store!.get('replay^n').catch(() => null)) !== null, {
+        message: 'the master connection to come back',
+      });
+      expect(await store.get('replay^n')).toBe('2');
+    } finally {
+      await store?.close();
+      await proxy?.close();
+      await cluster?.stop();
+    }
+  }, 60_000);
 });

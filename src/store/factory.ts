@@ -13,6 +13,7 @@
  */
 import { createRequire } from 'node:module';
 import type IORedis from 'ioredis';
+import type { ClusterOptions, RedisOptions } from 'ioredis';
 import { type DurableLogger, DurableStore } from './durable/durable.js';
 import type { FsyncPolicy } from './durable/writer.js';
 import { MemoryStore } from './memory.js';
@@ -149,6 +150,31 @@ const REDIS_ERROR_LOG_INTERVAL_MS = 10_000;
 // ioredis loads only when a Redis engine is asked for: the embedded default starts without it.
 const requireLazily = createRequire(import.meta.url);
 
+/**
+ * The client options of the Redis engines (exported for the tests that cut connections).
+ *
+ * A command whose connection dropped before its reply may have run: it fails (UNAVAILABLE: it
+ * may or may not have taken effect) rather than being sent again, which would apply an INCR,
+ * a CAS or a DROP step twice. ioredis sends it again by default after reconnecting
+ * (autoResendUnfulfilledCommands). A cluster client also retries a command refused with
+ * "Connection is closed": safe for one never sent (a node's connection not up yet), but a node
+ * connection without a retry strategy ends when its socket drops and flushes the commands in
+ * flight with that same error; with one, it reconnects and aborts them instead (not retried).
+ * Redirections (MOVED, ASK) and TRYAGAIN/CLUSTERDOWN are still followed: those did not run.
+ */
+export function redisServerOptions(commandTimeout: number): RedisOptions {
+  return { enableOfflineQueue: false, commandTimeout, autoResendUnfulfilledCommands: false };
+}
+
+/** The same for a cluster client, whose node connections also reconnect (see redisServerOptions). */
+export function redisClusterOptions(commandTimeout: number): ClusterOptions {
+  return {
+    enableOfflineQueue: false,
+    clusterNodeRetryStrategy: (times: number) => Math.min(times * 100, 2000),
+    redisOptions: { commandTimeout, autoResendUnfulfilledCommands: false },
+  };
+}
+
 function redisEngine(target: string, { logger }: StoreDeps, cluster: boolean): Store {
   const { Cluster, Redis } = requireLazily('ioredis') as typeof IORedis;
   const parsed = redisTarget(cluster ? 'redis-cluster' : 'redis', target, cluster);
@@ -156,16 +182,9 @@ function redisEngine(target: string, { logger }: StoreDeps, cluster: boolean): S
   const { seeds, wait } = parsed;
   // A write's WAIT may block for wait-timeout by design: the timeout counts from when it is sent.
   const commandTimeout = REDIS_COMMAND_TIMEOUT_MS + (wait?.timeoutMs ?? 0);
-  // A command whose connection dropped before its reply may have run: it fails (UNAVAILABLE: it
-  // may or may not have taken effect) rather than being sent again, which would apply an INCR,
-  // a CAS or a DROP step twice. ioredis sends it again by default: a server's client after it
-  // reconnects (autoResendUnfulfilledCommands), a cluster client on another connection
-  // (retryDelayOnFailover). Redirections (MOVED, ASK) and TRYAGAIN/CLUSTERDOWN replies are still
-  // followed: those commands did not run.
-  const connection = { commandTimeout, autoResendUnfulfilledCommands: false };
   const client = cluster
-    ? new Cluster(seeds, { enableOfflineQueue: false, retryDelayOnFailover: 0, redisOptions: connection })
-    : new Redis({ ...seeds[0]!, enableOfflineQueue: false, ...connection });
+    ? new Cluster(seeds, redisClusterOptions(commandTimeout))
+    : new Redis({ ...seeds[0]!, ...redisServerOptions(commandTimeout) });
   let lastLogged = 0;
   let failing = false;
   client.on('error', (err: Error) => {
