@@ -104,6 +104,22 @@ local function removed(head, key)
   return flags
 end
 
+-- The same for several keys of one namespace at once (DROP): one call per index and count.
+local function removed_many(head, ns, names)
+  redis.call('ZREM', head .. 'k:' .. ns, unpack(names))
+  local flags = 0
+  local path = ns
+  while path ~= nil do
+    local parent, name = split_last(path)
+    if redis.call('HINCRBY', head .. 'c', path, -#names) <= 0 then
+      redis.call('HDEL', head .. 'c', path)
+      if parent == nil then flags = bit.bor(flags, ROOT_NS_REMOVED) else redis.call('ZREM', head .. 'n:' .. parent, name) end
+    end
+    path = parent
+  end
+  return flags
+end
+
 -- Takes keys whose TTL has passed out of T's indexes and counts. Returns the flags and the keys.
 local function purge(head, now)
   local due = redis.call('ZRANGEBYSCORE', head .. 'e', '-inf', now, 'LIMIT', 0, ${PURGE_BATCH})
@@ -282,13 +298,17 @@ local deleted = 0
 while deleted < ${DROP_BATCH} do
   local path = with_keys(ns)
   if path == nil then break end
-  for _, name in ipairs(redis.call('ZRANGE', head .. 'k:' .. path, 0, ${DROP_BATCH} - deleted - 1)) do
-    local key = path .. '^' .. name
-    redis.call('DEL', head .. 'v:' .. key)
-    redis.call('ZREM', head .. 'e', key)
-    flags = bit.bor(flags, removed(head, key))
-    deleted = deleted + 1
+  -- A namespace's keys go together: one DEL, one ZREM per index, one count update per ancestor.
+  local names = redis.call('ZRANGE', head .. 'k:' .. path, 0, ${DROP_BATCH} - deleted - 1)
+  local keys, values = {}, {}
+  for i, name in ipairs(names) do
+    keys[i] = path .. '^' .. name
+    values[i] = head .. 'v:' .. keys[i]
   end
+  redis.call('DEL', unpack(values))
+  redis.call('ZREM', head .. 'e', unpack(keys))
+  flags = bit.bor(flags, removed_many(head, path, names))
+  deleted = deleted + #names
 end
 local done = 0
 if redis.call('HEXISTS', KEYS[1], ns) == 0 then
