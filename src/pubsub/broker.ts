@@ -39,13 +39,12 @@ import {
   isReserved,
   isSystemChannel,
   KEY_PATTERN_RULES,
-  ONE,
   type PathRules,
   type Pattern,
   PatternError,
   parseChannel,
   parsePattern,
-  REST,
+  RESERVED_PREFIX,
   SYSTEM_SEGMENT,
 } from './pattern.js';
 import { type OutputCounters, type PushSink, RemoteSubscriber } from './remote.js';
@@ -156,10 +155,12 @@ export interface PubSubBroker extends BrokerCore {
   stats(): BrokerStats;
 }
 
-/** Whether a channel pattern can match channels other nodes publish on (not only `$` ones). */
+/**
+ * Whether a channel pattern can match channels other nodes publish on: all but those spelling out a
+ * reserved first segment (`$sys^>`), whose channels never leave their node.
+ */
 function reachesOtherNodes(pattern: Pattern): boolean {
-  const first = pattern.segments[0]!;
-  return !(first.startsWith('$') && first !== ONE && first !== REST);
+  return !pattern.segments[0]!.startsWith(RESERVED_PREFIX);
 }
 
 export class Broker implements PubSubBroker, RelaySink {

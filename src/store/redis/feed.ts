@@ -47,17 +47,13 @@ export class RedisFeed {
   /** Resolves when the feed has subscribed for the first time. */
   readonly ready: Promise<void>;
 
-  /** A cluster client's start-up nodes, until it knows the cluster's. */
-  readonly #seeds: { host: string; port: number }[];
-
-  constructor(client: Client, seeds: readonly { host: string; port: number }[] = []) {
+  constructor(client: Client) {
     this.#client = client;
-    this.#seeds = [...seeds];
     this.ready = new Promise((resolve) => {
       this.#firstReady = resolve;
     });
     // A cluster client learns the nodes once ready; a standalone one's address is known now.
-    if (client.isCluster && client.status !== 'ready' && seeds.length === 0) {
+    if (client.isCluster && client.status !== 'ready') {
       client.once('ready', () => this.#connect());
     } else {
       this.#connect();
@@ -115,12 +111,10 @@ export class RedisFeed {
     }
   }
 
-  /** Where to connect: the nodes the cluster client knows now (else its seeds), or the server. */
+  /** Where to connect: the nodes the cluster client knows now, or the one server. */
   #candidates(): Pick<RedisOptions, 'host' | 'port' | 'username' | 'password'>[] {
     if (!this.#client.isCluster) return [(this.#client as Redis).options];
-    const cluster = this.#client as Cluster;
-    const known = cluster.nodes('all').map((node) => node.options);
-    return known.length > 0 ? known : this.#seeds;
+    return (this.#client as Cluster).nodes('all').map((node) => node.options);
   }
 
   #connect(): void {
