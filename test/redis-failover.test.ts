@@ -370,4 +370,44 @@ describe.sequential('Redis Cluster failover under caretkv (3 masters + 3 replica
     expect(keys.length).toBe(240);
     expect(lost).toEqual([]);
   }, 120_000);
+
+  it('after a failover (and the dead node back as a replica), expiries there are still heard with nothing reading', async (ctx) => {
+    if (cluster === undefined) ctx.skip(NO_REDIS);
+    const { client: writer } = await node();
+    const { client: watcher } = await node();
+    const changes = watcher.observe('ex^>');
+    await changes.ready;
+    const heard: string[] = [];
+    const listening = (async () => {
+      for await (const change of changes) {
+        if (change.type === 'change' && change.op === 'expire') heard.push(change.key);
+      }
+    })();
+    // Topology changes: the master of {ex} dies (its replica takes over, with its notifications
+    // switched on already), then comes back as a replica after a restart that forgot CONFIG SET.
+    const { victim } = await failOver('ex');
+    await rejoin(victim);
+    await waitFor(async () => (await writer.set('ex^a', 1, { ttl: 50 }).catch(() => false)) === true, {
+      message: 'writes to the slot to resume',
+      timeoutMs: 20_000,
+    });
+    // Fail back: the restarted node is master again, so its own events must be switched on too.
+    const slot = await cluster!.slotOf('ex');
+    await cluster!.cli(victim, 'CLUSTER', 'FAILOVER');
+    await waitFor(async () => (await cluster!.masterOf(slot)) === victim, {
+      message: 'the restarted node to be master again',
+      timeoutMs: 20_000,
+    });
+    await waitFor(async () => (await writer.set('ex^b', 1, { ttl: 50 }).catch(() => false)) === true, {
+      message: 'writes after the fail-back',
+      timeoutMs: 20_000,
+    });
+    // Only the observer is polled: nothing reads ex^a or ex^b.
+    await waitFor(() => heard.includes('ex^a') && heard.includes('ex^b'), {
+      message: 'both expiries to be heard',
+      timeoutMs: 20_000,
+    });
+    await changes.unsubscribe();
+    await listening;
+  }, 120_000);
 });
