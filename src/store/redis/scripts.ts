@@ -36,8 +36,7 @@ export const KEY_DELETED = 32;
 /** Most expired keys one script purges before doing its own work (the rest: next time). */
 export const PURGE_BATCH = 1000;
 
-const LIBRARY = `${LUA_JSON}
-${LUA_JS_NUMBER}
+const LIBRARY = `
 local ROOT_KEY_ADDED, ROOT_KEY_REMOVED, ROOT_NS_ADDED, ROOT_NS_REMOVED = 1, 2, 4, 8
 local KEY_CREATED, KEY_DELETED = 16, 32
 
@@ -138,12 +137,19 @@ local function purge(head, now)
 end
 `;
 
-/** A script and its SHA-1 (EVALSHA first; EVAL when the node has not seen it). */
+/**
+ * A script and its SHA-1 (EVALSHA first; EVAL when the node has not seen it). Redis runs a script's
+ * whole text on every call, defining each local function again, so the JSON and number helpers
+ * of lua.ts come only with the scripts that use them (INCR, CAS): they were a third of a SET's
+ * time inside Redis (12.3 -> 8.5 µs a call, INFO commandstats on one server).
+ */
 export class Script {
   readonly sha: string;
   readonly lua: string;
   constructor(body: string) {
-    this.lua = `${LIBRARY}\n${body}`;
+    const json = /\bjson_/.test(body) ? LUA_JSON : '';
+    const number = /\bjs_number\b/.test(body) ? LUA_JS_NUMBER : '';
+    this.lua = `${json}${number}${LIBRARY}\n${body}`;
     this.sha = createHash('sha1').update(this.lua).digest('hex');
   }
 }
