@@ -151,7 +151,8 @@ const REDIS_ERROR_LOG_INTERVAL_MS = 10_000;
 const requireLazily = createRequire(import.meta.url);
 
 /**
- * The client options of the Redis engines (exported for the tests that cut connections).
+ * The client options of the Redis engines (the cluster ones are exported for the tests that cut
+ * connections).
  *
  * A command whose connection dropped before its reply may have run: it fails (UNAVAILABLE: it
  * may or may not have taken effect) rather than being sent again, which would apply an INCR,
@@ -162,7 +163,7 @@ const requireLazily = createRequire(import.meta.url);
  * flight with that same error; with one, it reconnects and aborts them instead (not retried).
  * Redirections (MOVED, ASK) and TRYAGAIN/CLUSTERDOWN are still followed: those did not run.
  */
-export function redisServerOptions(commandTimeout: number): RedisOptions {
+function redisServerOptions(commandTimeout: number): RedisOptions {
   return { enableOfflineQueue: false, commandTimeout, autoResendUnfulfilledCommands: false };
 }
 

@@ -45,11 +45,6 @@ export class ExpiryWatch {
     this.#scan();
   }
 
-  /** Nodes watched now (tests). */
-  get nodes(): number {
-    return this.#connections.size;
-  }
-
   async close(): Promise<void> {
     this.#closed = true;
     clearInterval(this.#timer);

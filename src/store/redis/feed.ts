@@ -93,11 +93,6 @@ export class RedisFeed {
     return this.#live;
   }
 
-  /** How many channels and patterns it holds (tests). */
-  get size(): number {
-    return this.#entries.size;
-  }
-
   async close(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#retry);
